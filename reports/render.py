@@ -1,0 +1,267 @@
+"""The report pipeline as plain functions: load → context → HTML → PDF → publish.
+
+The Prefect flows call these stage by stage (one task each); `render_report`
+chains them for the CLI, the benchmarks' baseline and the batch render workers.
+Nothing here imports Prefect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import posixpath
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from reports.catalog import TEMPLATE, Report
+from reports.errors import DataError, QualityError, ReportError
+from reports.pdf import RenderedPdf, render_pdf
+from reports.store import OutputStore
+from reports.tables import Table, apply_row_limit
+from reports.templating import compile_template, make_environment, render_template
+
+_STYLES_MARKER = "<!-- reportrunner:styles -->"
+# A PDF with fewer laid-out characters than this holds little beyond its headings.
+_BLANK_PDF_CHARS = 200
+
+
+@dataclass
+class LoadedData:
+    frames: dict[str, pd.DataFrame]
+    fingerprint: str
+
+    @property
+    def rows(self) -> dict[str, int]:
+        return {name: len(frame) for name, frame in self.frames.items()}
+
+
+@dataclass
+class RenderedHtml:
+    html: str  # for WeasyPrint: stylesheets are passed separately, parsed once per process
+    tables: list[Table]
+
+    def standalone(self, report: Report) -> str:
+        """The HTML output file: the same page with its stylesheets inlined."""
+        css = "\n".join(path.read_text(encoding="utf-8") for path in report.stylesheets)
+        return self.html.replace(_STYLES_MARKER, f"<style>\n{css}\n</style>", 1)
+
+
+@dataclass
+class Quality:
+    issues: list[str] = field(default_factory=list)
+    policy: str = "fail"
+
+    @property
+    def status(self) -> str:
+        return "ok" if not self.issues else ("failed" if self.policy == "fail" else "warning")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "issues": self.issues}
+
+
+def load_data(report: Report, params: dict[str, Any]) -> LoadedData:
+    """Call the report's loader; wrap what it returns with a fingerprint of the data."""
+    try:
+        frames = report.loader.load(params, report.source())
+    except (ReportError, ConnectionError, TimeoutError):
+        raise  # user errors fail at once; connection trouble is left to retries
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{report.name}: input data is not valid UTF-8: {exc.reason}") from None
+    except Exception as exc:
+        raise DataError(
+            f"{report.name}: data loader failed: {exc.__class__.__name__}: {exc}"
+        ) from exc
+    if not isinstance(frames, dict) or not all(
+        isinstance(f, pd.DataFrame) for f in frames.values()
+    ):
+        raise DataError(f"{report.name}: loader.load must return a dict of DataFrames")
+    return LoadedData(frames=frames, fingerprint=data_fingerprint(frames))
+
+
+def data_fingerprint(frames: dict[str, pd.DataFrame]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(frames):
+        frame = frames[name]
+        digest.update(name.encode())
+        digest.update(json.dumps([list(map(str, frame.columns)), list(map(str, frame.dtypes))]).encode())
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def fingerprint(report: Report, params: dict[str, Any], data: LoadedData) -> str:
+    """Everything that decides the output: unchanged fingerprint means nothing to redo."""
+    material = json.dumps(
+        [report.name, params, data.fingerprint, report.code_version, report.spec.outputs],
+        sort_keys=True, default=str,
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def check_data_quality(report: Report, data: LoadedData) -> Quality:
+    """Apply the spec's minimum row counts; raise QualityError when the spec says fail."""
+    rules = report.spec.quality
+    quality = Quality(policy=rules.on_violation)
+    for table, minimum in rules.min_rows.items():
+        rows = data.rows.get(table, 0)
+        if rows < minimum:
+            quality.issues.append(f"table '{table}' has {rows} rows, fewer than {minimum}")
+    if quality.issues and rules.on_violation == "fail":
+        raise QualityError(f"{report.name}: quality gate failed: {'; '.join(quality.issues)}")
+    return quality
+
+
+def build_context(report: Report, params: dict[str, Any], data: LoadedData) -> dict[str, Any]:
+    try:
+        context = report.loader.build_context(data.frames, params)
+    except ReportError:
+        raise
+    except Exception as exc:
+        raise DataError(
+            f"{report.name}: build_context failed: {exc.__class__.__name__}: {exc}"
+        ) from exc
+    if not isinstance(context, dict):
+        raise DataError(f"{report.name}: loader.build_context must return a dict")
+    return context
+
+
+def render_html(report: Report, params: dict[str, Any], context: dict[str, Any]) -> RenderedHtml:
+    tables = [value for value in context.values() if isinstance(value, Table)]
+    apply_row_limit(report.name, tables, report.spec.pdf.max_table_rows, report.spec.pdf.on_table_overflow)
+    parameter_line = ", ".join(f"{k}={v}" for k, v in params.items())
+    full_context = {
+        "report": report.spec,
+        "params": params,
+        "parameter_line": parameter_line,
+        "document_title": f"{report.spec.title} — {parameter_line}" if params else report.spec.title,
+        "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        **context,
+    }
+    template = compile_template(make_environment(report.folder), report.name, TEMPLATE)
+    return RenderedHtml(html=render_template(template, report.name, full_context), tables=tables)
+
+
+def render_report_pdf(report: Report, html: RenderedHtml) -> RenderedPdf:
+    return render_pdf(
+        report.name,
+        html.html,
+        base_dir=report.assets_dir if report.assets_dir.is_dir() else report.folder,
+        stylesheets=report.stylesheets,
+        allowed_roots=report.allowed_roots,
+    )
+
+
+def check_pdf_quality(report: Report, pdf: RenderedPdf, quality: Quality) -> Quality:
+    if pdf.text_chars < _BLANK_PDF_CHARS:
+        quality.issues.append(f"PDF is nearly blank ({pdf.text_chars} characters of text)")
+        if quality.policy == "fail":
+            raise QualityError(f"{report.name}: quality gate failed: {'; '.join(quality.issues)}")
+    return quality
+
+
+def publish(
+    report: Report,
+    params: dict[str, Any],
+    store: OutputStore,
+    *,
+    html: RenderedHtml,
+    pdf: RenderedPdf | None,
+    data: LoadedData,
+    quality: Quality,
+    fingerprint_: str,
+    timings: dict[str, float],
+    formats: list[str],
+) -> dict[str, Any]:
+    """Write the outputs, then the manifest: a manifest exists only for complete outputs."""
+    item_dir = store.item_dir(report.name, params)
+    stem = store.file_stem(report.name, params)
+    # Remove the old manifest first: a crash mid-publish then reads as "not done".
+    store.remove(posixpath.join(item_dir, "manifest.json"))
+    payloads: dict[str, bytes] = {}
+    if "pdf" in formats and pdf is not None:
+        payloads[f"{stem}.pdf"] = pdf.data
+    if "html" in formats:
+        payloads[f"{stem}.html"] = html.standalone(report).encode("utf-8")
+    if "csv" in formats:
+        for table in html.tables:
+            payloads[f"{stem}_{table.name}.csv"] = table.frame.to_csv(index=False).encode("utf-8")
+    files = []
+    for name, payload in payloads.items():
+        store.write_bytes(posixpath.join(item_dir, name), payload)
+        files.append({
+            "name": name,
+            "path": posixpath.join(item_dir, name),
+            "bytes": len(payload),
+            "sha256": hashlib.sha256(payload).hexdigest(),
+        })
+    manifest = {
+        "report": report.name,
+        "title": report.spec.title,
+        "parameters": params,
+        "fingerprint": fingerprint_,
+        "data_fingerprint": data.fingerprint,
+        "report_version": report.spec.version,
+        "code_version": report.code_version,
+        "files": files,
+        "pages": pdf.pages if pdf else None,
+        "rows": data.rows,
+        "table_rows": {t.name: t.total_rows for t in html.tables},
+        "quality": quality.as_dict(),
+        "timings_s": {k: round(v, 4) for k, v in timings.items()},
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "item_dir": item_dir,
+    }
+    store.write_manifest(item_dir, manifest)
+    return manifest
+
+
+def is_current(store: OutputStore, report: Report, params: dict[str, Any], fingerprint_: str) -> dict | None:
+    """The existing manifest if its outputs are complete and were made from the same inputs."""
+    manifest = store.read_manifest(store.item_dir(report.name, params))
+    if not manifest or manifest.get("fingerprint") != fingerprint_:
+        return None
+    for entry in manifest.get("files", []):
+        if not store.exists(entry["path"]) or store.size(entry["path"]) != entry["bytes"]:
+            return None
+    return manifest
+
+
+def render_report(
+    report: Report,
+    raw_params: dict[str, Any],
+    store: OutputStore,
+    *,
+    formats: list[str] | None = None,
+    skip_unchanged: bool = False,
+) -> dict[str, Any]:
+    """Run every stage in this process and return the manifest (with `skipped` set)."""
+    timings: dict[str, float] = {}
+
+    def timed(stage: str, fn, *args):
+        started = time.perf_counter()
+        result = fn(*args)
+        timings[stage] = time.perf_counter() - started
+        return result
+
+    params = report.validate(raw_params)
+    chosen = [f for f in (formats or report.spec.outputs) if f in report.spec.outputs]
+    data = timed("load", load_data, report, params)
+    fp = fingerprint(report, params, data)
+    if skip_unchanged and (existing := is_current(store, report, params, fp)):
+        return {**existing, "skipped": True}
+    quality = check_data_quality(report, data)
+    context = timed("context", build_context, report, params, data)
+    html = timed("html", render_html, report, params, context)
+    pdf = timed("pdf", render_report_pdf, report, html) if "pdf" in chosen else None
+    if pdf is not None:
+        check_pdf_quality(report, pdf, quality)
+    manifest = timed(
+        "publish", lambda: publish(
+            report, params, store, html=html, pdf=pdf, data=data, quality=quality,
+            fingerprint_=fp, timings=timings, formats=chosen,
+        ),
+    )
+    return {**manifest, "skipped": False}

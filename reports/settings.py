@@ -1,0 +1,72 @@
+"""One settings object for the engine, read from `REPORTRUNNER_*` environment variables.
+
+The README's configuration table documents every field; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The checkout this package runs from; var/ beside it holds data and outputs by default.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REPORTRUNNER_", extra="ignore")
+
+    home: Path = Field(
+        default=PROJECT_ROOT / "var",
+        description="Folder for local state: data, outputs, logs, the local Prefect home.",
+    )
+    data_dir: Path | None = Field(
+        default=None, description="Where `reportrunner data setup` writes Parquet files."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the reports' SQL database (default: SQLite in data_dir).",
+    )
+    output_url: str | None = Field(
+        default=None,
+        description="Output root: a local folder or any fsspec URL (default: home/outputs).",
+    )
+    catalog_dir: Path = Field(
+        default=Path(__file__).resolve().parent / "catalog",
+        description="Folder holding one sub-folder per report definition.",
+    )
+    max_parallel: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="Render processes per batch (default: number of cores).",
+    )
+    chunk_size: int = Field(default=48, ge=1, description="Items per batch chunk flow run.")
+    progress_cooldown_s: float = Field(
+        default=2.0, ge=0, description="Minimum seconds between two progress-artifact writes."
+    )
+    render_timeout_s: float = Field(
+        default=120.0, gt=0, description="Wall-clock limit of one render in a worker process."
+    )
+    render_memory_mb: int = Field(
+        default=2048, ge=256, description="Address-space cap of each render worker process."
+    )
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir or self.home / "data"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_data_dir / 'nycflights13.sqlite'}"
+
+    @property
+    def resolved_output_url(self) -> str:
+        return self.output_url or str(self.home / "outputs")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,150 @@
+"""Where report data comes from: Parquet/CSV files and SQL databases.
+
+Loaders receive one of these sources and never build file paths or SQL strings
+themselves. Both keep per-process state that makes a batch fast: files are read
+once per process (keyed by path, size and mtime, so a changed file is re-read)
+and each database URL gets one pooled SQLAlchemy engine.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from reports.errors import DataError
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _check_identifier(kind: str, name: str) -> str:
+    # Table and column names cannot be bound parameters; allow plain identifiers only.
+    if not _IDENTIFIER.match(name):
+        raise DataError(f"invalid {kind} name {name!r}")
+    return name
+
+
+class FileSource:
+    """Tables stored as `<data_dir>/<table>.parquet` (preferred) or `<table>.csv`."""
+
+    kind = "files"
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+
+    def path_of(self, table: str) -> Path:
+        _check_identifier("table", table)
+        for suffix in (".parquet", ".csv"):
+            path = self.data_dir / f"{table}{suffix}"
+            if path.exists():
+                return path
+        raise DataError(
+            f"table '{table}' not found in {self.data_dir} "
+            "(run `reportrunner data setup` to build the demo data)"
+        )
+
+    def table(self, name: str, where: dict[str, Any] | None = None) -> pd.DataFrame:
+        """The whole table, or the rows whose columns equal the values in `where`."""
+        frame = _read_cached(self.path_of(name))
+        if not where:
+            return frame
+        mask = pd.Series(True, index=frame.index)
+        for column, value in where.items():
+            if column not in frame.columns:
+                raise DataError(f"table '{name}' has no column '{column}'")
+            mask &= frame[column] == value
+        return frame.loc[mask].reset_index(drop=True)
+
+    def distinct(self, table: str, column: str) -> list[Any]:
+        frame = self.table(table)
+        if column not in frame.columns:
+            raise DataError(f"table '{table}' has no column '{column}'")
+        return sorted(frame[column].dropna().unique().tolist())
+
+
+class SqlSource:
+    """A SQL database reached through one pooled SQLAlchemy engine per URL and process."""
+
+    kind = "sql"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    @property
+    def engine(self) -> sa.Engine:
+        return engine_for(self.url)
+
+    def query(self, sql: str, **params: Any) -> pd.DataFrame:
+        """Run `sql` with `:name` placeholders bound to `params` (never formatted in)."""
+        try:
+            with self.engine.connect() as conn:
+                return pd.read_sql_query(sa.text(sql), conn, params=params)
+        except sa.exc.OperationalError as exc:
+            # Connection trouble is transient: let the flow's retries handle it.
+            raise ConnectionError(f"database unreachable: {exc.orig}") from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise DataError(f"SQL query failed: {exc.__class__.__name__}: {exc.orig}") from None
+
+    def distinct(self, table: str, column: str) -> list[Any]:
+        col = sa.column(_check_identifier("column", column))
+        stmt = (
+            sa.select(col)
+            .select_from(sa.table(_check_identifier("table", table)))
+            .distinct()
+            .order_by(col)
+        )
+        with self.engine.connect() as conn:
+            return [row[0] for row in conn.execute(stmt) if row[0] is not None]
+
+
+_engines: dict[str, sa.Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def engine_for(url: str) -> sa.Engine:
+    """One engine (and so one connection pool) per URL in this process."""
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            try:
+                engine = sa.create_engine(url, pool_pre_ping=True)
+            except (sa.exc.ArgumentError, ImportError) as exc:
+                raise DataError(f"invalid database URL: {exc}") from None
+            _engines[url] = engine
+        return engine
+
+
+_file_cache: dict[tuple[str, int, int], pd.DataFrame] = {}
+_file_cache_lock = threading.Lock()
+
+
+def _read_cached(path: Path) -> pd.DataFrame:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    with _file_cache_lock:
+        cached = _file_cache.get(key)
+    if cached is not None:
+        return cached
+    frame = _read_file(path)
+    with _file_cache_lock:
+        for old in [k for k in _file_cache if k[0] == key[0]]:
+            del _file_cache[old]
+        _file_cache[key] = frame
+    return frame
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path.name}: not valid UTF-8 at byte {exc.start}; save the file as UTF-8"
+        ) from None
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{path.name}: cannot read: {exc}") from None

@@ -1,0 +1,73 @@
+"""Jinja2 for reports: autoescaped HTML, strict variables, errors that name the line.
+
+Templates run in Jinja2's sandbox: a template can format the data it is given but
+cannot reach Python internals through it (see "Trust model" in the README).
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from reports.errors import TemplateError
+
+LAYOUT_DIR = Path(__file__).resolve().parent / "layout"
+
+
+def _number(value: Any, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def _percent(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value * 100:.{digits}f}%"
+
+
+def make_environment(report_dir: Path) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        loader=jinja2.ChoiceLoader(
+            [jinja2.FileSystemLoader(report_dir), jinja2.FileSystemLoader(LAYOUT_DIR)]
+        ),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["number"] = _number
+    env.filters["percent"] = _percent
+    return env
+
+
+def compile_template(env: jinja2.Environment, report: str, name: str) -> jinja2.Template:
+    try:
+        return env.get_template(name)
+    except jinja2.TemplateSyntaxError as exc:
+        where = Path(exc.filename or exc.name or name).name
+        raise TemplateError(f"{report}: {where} line {exc.lineno}: {exc.message}") from None
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(f"{report}: template {exc.name} not found") from None
+
+
+def render_template(template: jinja2.Template, report: str, context: dict[str, Any]) -> str:
+    try:
+        return template.render(context)
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(f"{report}: {_template_line(exc)}{exc.message}") from None
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"{report}: {_template_line(exc)}{exc}") from None
+
+
+def _template_line(exc: BaseException) -> str:
+    # Jinja2 rewrites tracebacks so template frames carry the template's file and line.
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.endswith(".j2"):
+            return f"{Path(frame.filename).name} line {frame.lineno}: "
+    return ""
