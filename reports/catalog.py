@@ -14,7 +14,7 @@ import importlib.util
 import sys
 import threading
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -168,3 +168,9 @@ def _import_loader(folder: Path) -> ModuleType:
         if not callable(getattr(module, required, None)):
             raise SpecError(f"{path}: must define a function '{required}'")
     return module
+
+
+@lru_cache(maxsize=1)
+def default_catalog() -> Catalog:
+    """The catalog of the configured settings, shared within a process."""
+    return Catalog()

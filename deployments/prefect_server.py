@@ -1,0 +1,99 @@
+"""Start, probe and stop a Prefect server process (the local stack and the test session use it).
+
+The server gets its own PREFECT_HOME, binds to 127.0.0.1 and has analytics off.
+Without PREFECT_API_URL, Prefect would silently start an ephemeral server in
+~/.prefect instead; everything here passes the URL explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def api_ready(api_url: str, timeout: float = 3.0) -> bool:
+    try:
+        return httpx.get(f"{api_url.rstrip('/')}/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@dataclass
+class PrefectServer:
+    home: Path
+    port: int = field(default_factory=free_port)
+    ui: bool = False
+    database_url: str | None = None  # default: SQLite inside home
+    log_path: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_ENABLED": "true" if self.ui else "false",
+            "PREFECT_API_URL": self.api_url,
+            **self.extra_env,
+        }
+        if self.database_url:
+            env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = self.database_url
+        return env
+
+    def start(self, timeout: float = 120.0) -> PrefectServer:
+        self.home.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_path or self.home / "server.log"
+        log = open(log_path, "ab")  # noqa: SIM115 - the child process owns it
+        command = [
+            sys.executable, "-m", "prefect", "server", "start",
+            "--host", "127.0.0.1", "--port", str(self.port), "--analytics-off",
+            *([] if self.ui else ["--no-ui"]),
+        ]
+        self.process = subprocess.Popen(
+            command, env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() reaches its children
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"Prefect server exited with code {self.process.returncode}; see {log_path}"
+                )
+            if api_ready(self.api_url, timeout=2):
+                return self
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"Prefect server not ready after {timeout:.0f} s; see {log_path}")
+
+    def stop(self, grace: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)

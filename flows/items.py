@@ -1,0 +1,67 @@
+"""What a batch is made of: parameter sets expanded from dimensions, split into chunks.
+
+Pure functions: no Prefect, no I/O beyond asking the report for dimension values.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from reports import ParameterError, Report
+
+ALL = "*"  # in `over`, stands for every value of the dimension
+
+
+def expand_items(
+    report: Report,
+    over: dict[str, list[Any] | str] | None = None,
+    fixed: dict[str, Any] | None = None,
+    items: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """The batch's parameter sets, in a stable order.
+
+    Either an explicit `items` list, or the cartesian product of the `over`
+    dimensions (a list of values, or "*" for all), each merged with `fixed`.
+    Items are not validated here: a bad item fails alone when it renders.
+    """
+    fixed = dict(fixed or {})
+    if items is not None:
+        if over:
+            raise ParameterError(f"{report.name}: give either items or dimensions to batch over, not both")
+        return [{**fixed, **item} for item in items]
+    over = dict(over or {})
+    if not over:
+        raise ParameterError(
+            f"{report.name}: nothing to batch over; name a dimension "
+            f"({', '.join(report.spec.batch.dimensions) or 'any parameter'})"
+        )
+    for dim in over:
+        if dim not in report.spec.parameters:
+            raise ParameterError(f"{report.name}: unknown parameter '{dim}' to batch over")
+        if dim in fixed:
+            raise ParameterError(f"{report.name}: parameter '{dim}' is both fixed and batched over")
+    axes = []
+    for dim, values in over.items():
+        resolved = report.dimension_values(dim) if values == ALL else list(values)
+        if not resolved:
+            raise ParameterError(f"{report.name}: no values to batch over for '{dim}'")
+        axes.append([(dim, value) for value in resolved])
+    # Keep the spec's parameter order inside each item so output paths are stable.
+    order = list(report.spec.parameters)
+    expanded = []
+    for combo in itertools.product(*axes):
+        item = {**fixed, **dict(combo)}
+        expanded.append({k: item[k] for k in sorted(item, key=lambda k: order.index(k) if k in order else len(order))})
+    return expanded
+
+
+def split_chunks(items: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    if size < 1:
+        raise ValueError("chunk size must be at least 1")
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def item_key(params: dict[str, Any]) -> str:
+    """A business key such as `carrier=AA month=2013-07`: searchable, human-readable."""
+    return " ".join(f"{k}={v}" for k, v in params.items())

@@ -1,0 +1,82 @@
+"""Test session set-up: isolated settings, demo data, and one real Prefect server.
+
+Environment variables are set before any project module reads its settings, so
+that render worker processes (spawned later) inherit the same configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+FIXTURE_CATALOG = Path(__file__).resolve().parent / "fixtures" / "catalog"
+SESSION_HOME = Path(tempfile.mkdtemp(prefix="reportrunner-tests-"))
+
+# The session's catalog: the shipped reports plus test-only ones, side by side.
+_catalog = SESSION_HOME / "catalog"
+_catalog.mkdir()
+for folder in [*(PROJECT / "reports" / "catalog").iterdir(), *FIXTURE_CATALOG.iterdir()]:
+    if (folder / "spec.yaml").is_file():
+        (_catalog / folder.name).symlink_to(folder, target_is_directory=True)
+
+os.environ.update({
+    "REPORTRUNNER_HOME": str(SESSION_HOME),
+    "REPORTRUNNER_DATA_DIR": str(PROJECT / "var" / "data"),  # built once, shared across sessions
+    "REPORTRUNNER_CATALOG_DIR": str(_catalog),
+    "REPORTRUNNER_PROGRESS_COOLDOWN_S": "0.5",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+})
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SESSION_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from reports.datasets import setup_data
+    from reports.settings import get_settings
+
+    current = get_settings()
+    setup_data(current.resolved_data_dir, current.resolved_database_url)
+    return current
+
+
+@pytest.fixture(scope="session")
+def flights(settings):
+    import pandas as pd
+
+    return pd.read_parquet(settings.resolved_data_dir / "flights.parquet")
+
+
+@pytest.fixture(scope="session")
+def prefect_server(settings):
+    """One Prefect server (SQLite, no UI) for the whole session; its URL is the active API."""
+    from deployments.prefect_server import PrefectServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = PrefectServer(home=SESSION_HOME / "prefect")
+    server.start(timeout=180)
+    os.environ["PREFECT_API_URL"] = server.api_url  # for CLI subprocesses
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield server
+    finally:
+        from flows import render_pool
+
+        render_pool.shutdown()
+        server.stop()
+
+
+@pytest.fixture
+def output_root(settings) -> Path:
+    """The outputs folder, emptied before each test that asks for it."""
+    root = Path(settings.resolved_output_url)
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    return root

@@ -1,0 +1,86 @@
+"""The `batch` flow: fan-out, failure isolation, progress, resume and retry-only-failed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect.states import StateType
+
+from flows import batch
+from integration.helpers import child_flow_runs, flow_run_artifacts, pdf_text, task_runs_of
+
+CARRIERS = ["AA", "DL", "UA", "ZZ"]  # ZZ is no airline: that item must fail alone
+MONTHS = ["2013-01", "2013-02"]
+
+
+def test_batch_isolates_a_bad_item_and_reports_progress(output_root: Path, flights):
+    state = batch(
+        report="carrier-monthly", over={"carrier": CARRIERS, "month": MONTHS},
+        chunk_size=3, max_parallel=2, return_state=True,
+    )
+    assert state.type == StateType.FAILED
+    assert state.message.startswith("2 of 8 items failed; first: carrier=ZZ month=2013-01:")
+    result = state.result(raise_on_failure=False)
+    assert (result["rendered"], result["failed"], result["skipped"]) == (6, 2, 0)
+
+    for carrier in CARRIERS[:3]:
+        for month in MONTHS:
+            pdf = output_root / f"carrier-monthly/carrier={carrier}/month={month}/carrier-monthly_{carrier}_{month}.pdf"
+            pages, text = pdf_text(pdf)
+            count = int(((flights.carrier == carrier) & (flights.month == int(month[-2:]))).sum())
+            assert pages >= 2 and f"{count:,}" in text
+    assert not (output_root / "carrier-monthly/carrier=ZZ").exists()
+
+    batch_id = state.state_details.flow_run_id
+    chunks = child_flow_runs(batch_id)
+    assert len(chunks) == 3  # 8 items in chunks of 3
+    artifacts = flow_run_artifacts(batch_id)
+    progress = next(a for a in artifacts if a.type == "progress")
+    assert progress.data == 100
+    assert progress.description.startswith("8 of 8 done, 2 failed")
+    table = next(a for a in artifacts if a.type == "table")
+    assert "carrier=ZZ month=2013-02" in table.data and "not one of" in table.data
+    # Bounded progress writes: at most one per cooldown plus start and end.
+    assert result["progress_writes"] <= 8 + 2
+
+    failed_tasks = [t for t in task_runs_of([c.id for c in chunks]) if t.state.is_failed()]
+    assert len(failed_tasks) == 2
+    assert all(t.run_count == 1 for t in failed_tasks), "parameter errors must not be retried"
+
+
+def test_rerun_skips_unchanged_items_and_renders_missing_ones(output_root: Path):
+    over = {"carrier": ["AA", "DL"], "month": ["2013-03", "2013-04", "2013-05", "2013-06"]}
+    first = batch(report="carrier-monthly", over=over, return_state=True)
+    assert first.type == StateType.COMPLETED, first.message
+    assert first.result()["rendered"] == 8
+
+    pdf = output_root / "carrier-monthly/carrier=DL/month=2013-04/carrier-monthly_DL_2013-04.pdf"
+    before = {p: p.stat().st_mtime_ns for p in output_root.rglob("*.pdf")}
+    pdf.unlink()
+
+    second = batch(report="carrier-monthly", over=over, return_state=True).result()
+    assert (second["rendered"], second["skipped"]) == (1, 7)
+    assert pdf.exists()
+    after = {p: p.stat().st_mtime_ns for p in output_root.rglob("*.pdf") if p != pdf}
+    assert after == {p: t for p, t in before.items() if p != pdf}, "unchanged PDFs were rewritten"
+
+
+def test_retried_batch_renders_only_the_failed_item(output_root: Path, settings):
+    marker = settings.resolved_data_dir / "broken-DL"
+    over = {"carrier": ["AA", "DL", "UA", "B6"], "month": ["2013-01", "2013-02"]}
+    marker.touch()
+    try:
+        first = batch(report="flaky-carrier", over=over, return_state=True)
+        assert first.type == StateType.FAILED
+        assert first.result(raise_on_failure=False)["failed"] == 2
+        assert "source for carrier DL is marked broken" in first.message
+    finally:
+        marker.unlink()
+
+    retried = batch(report="flaky-carrier", over=over, return_state=True)
+    assert retried.type == StateType.COMPLETED, retried.message
+    result = retried.result()
+    assert (result["rendered"], result["skipped"], result["failed"]) == (2, 6, 0)
+    chunks = child_flow_runs(retried.state_details.flow_run_id)
+    rendered = sorted(t.name for t in task_runs_of([c.id for c in chunks]) if t.name.startswith("render "))
+    assert rendered == ["render carrier=DL month=2013-01", "render carrier=DL month=2013-02"]
