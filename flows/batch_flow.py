@@ -58,7 +58,11 @@ def batch(
     output_url = settings.resolved_output_url
     logger.info(
         "%s: %d items in %d chunk(s), %d render processes, outputs in %s",
-        report, len(expanded), len(chunks), parallel, output_url,
+        report,
+        len(expanded),
+        len(chunks),
+        parallel,
+        output_url,
     )
 
     batch_id = str(flow_run.id or "local")
@@ -78,8 +82,12 @@ def batch(
                 task_runner=ThreadPoolTaskRunner(max_workers=2 * parallel),
             )
             outcomes += run_chunk(
-                report=report, items=chunk, output_url=output_url,
-                max_parallel=parallel, force=force, batch_id=batch_id,
+                report=report,
+                items=chunk,
+                output_url=output_url,
+                max_parallel=parallel,
+                force=force,
+                batch_id=batch_id,
             )
     finally:
         progress_registry.unregister(batch_id)
@@ -93,12 +101,17 @@ def batch(
         "skipped": progress.skipped,
         "failed": progress.failed,
         "progress_writes": progress.writes,
-        "failed_items": [{"key": o["key"], "error": o["error"]} for o in outcomes if o["status"] == "failed"],
+        "failed_items": [
+            {"key": o["key"], "error": o["error"]} for o in outcomes if o["status"] == "failed"
+        ],
         "output_url": output_url,
     }
     logger.info("%s: %s", report, summary)
     if progress.failed:
         first = result["failed_items"][0]
-        message = f"{progress.failed} of {progress.total} items failed; first: {first['key']}: {first['error']}"
+        message = (
+            f"{progress.failed} of {progress.total} items failed; "
+            f"first: {first['key']}: {first['error']}"
+        )
         return Failed(message=message, data=result)
     return Completed(message=summary, data=result)

@@ -28,7 +28,9 @@ from reports import ReportError, get_settings
 
 
 @task(name="plan-chunk", cache_policy=NO_CACHE, persist_result=False)
-def plan_chunk(report: str, items: list[dict[str, Any]], output_url: str, parallel: int) -> list[bool]:
+def plan_chunk(
+    report: str, items: list[dict[str, Any]], output_url: str, parallel: int
+) -> list[bool]:
     """For each item: are its outputs present and made from the same inputs?"""
     futures = [
         render_pool.submit(parallel, render_pool.is_item_current, report, item, output_url)
@@ -38,7 +40,9 @@ def plan_chunk(report: str, items: list[dict[str, Any]], output_url: str, parall
 
 
 @task(name="render-item", cache_policy=NO_CACHE, persist_result=False, **TASK_RETRY_OPTIONS)
-def render_item(report: str, params: dict[str, Any], output_url: str, parallel: int, force: bool) -> dict[str, Any]:
+def render_item(
+    report: str, params: dict[str, Any], output_url: str, parallel: int, force: bool
+) -> dict[str, Any]:
     return render_pool.submit(
         parallel, render_pool.render_item, report, params, output_url, force
     ).result()
@@ -68,7 +72,9 @@ def render_chunk(
     settings = get_settings()
     output_url = output_url or settings.resolved_output_url
     parallel = max_parallel or settings.max_parallel
-    progress = lookup(batch_id) or BatchProgress(total=len(items), cooldown_s=settings.progress_cooldown_s)
+    progress = lookup(batch_id) or BatchProgress(
+        total=len(items), cooldown_s=settings.progress_cooldown_s
+    )
 
     current = [False] * len(items) if force else plan_chunk(report, items, output_url, parallel)
     outcomes: dict[int, dict[str, Any]] = {}
@@ -89,9 +95,18 @@ def render_chunk(
         item = items[index]
         result = future.result(raise_on_failure=False)
         if isinstance(result, BaseException):
-            message = str(result) if isinstance(result, ReportError) else f"{type(result).__name__}: {result}"
+            message = (
+                str(result)
+                if isinstance(result, ReportError)
+                else f"{type(result).__name__}: {result}"
+            )
             logger.error("%s failed: %s", item_key(item), message)
-            outcomes[index] = {"key": item_key(item), "params": item, "status": "failed", "error": message}
+            outcomes[index] = {
+                "key": item_key(item),
+                "params": item,
+                "status": "failed",
+                "error": message,
+            }
             progress.record("failed")
         else:
             outcomes[index] = {"key": item_key(item), "params": item, **result}

@@ -28,7 +28,9 @@ def expand_items(
     fixed = dict(fixed or {})
     if items is not None:
         if over:
-            raise ParameterError(f"{report.name}: give either items or dimensions to batch over, not both")
+            raise ParameterError(
+                f"{report.name}: give either items or dimensions to batch over, not both"
+            )
         return [{**fixed, **item} for item in items]
     over = dict(over or {})
     if not over:
@@ -52,7 +54,12 @@ def expand_items(
     expanded = []
     for combo in itertools.product(*axes):
         item = {**fixed, **dict(combo)}
-        expanded.append({k: item[k] for k in sorted(item, key=lambda k: order.index(k) if k in order else len(order))})
+        expanded.append(
+            {
+                k: item[k]
+                for k in sorted(item, key=lambda k: order.index(k) if k in order else len(order))
+            }
+        )
     return expanded
 
 

@@ -101,7 +101,9 @@ class BatchProgress:
                 )
             else:
                 update_progress_artifact(
-                    artifact_id=self._artifact_id, progress=self.percent, description=self.describe()
+                    artifact_id=self._artifact_id,
+                    progress=self.percent,
+                    description=self.describe(),
                 )
 
 

@@ -67,25 +67,34 @@ def shutdown() -> None:
 
 # ---- functions that run inside the render processes ---------------------------------
 
+
 def is_item_current(report_name: str, params: dict[str, Any], output_url: str) -> bool:
     """True when the item's outputs exist and were made from the same inputs."""
     try:
         report = default_catalog().get(report_name)
         typed = report.validate(params)
         data = load_data(report, typed)
-        return is_current(OutputStore(output_url), report, typed, fingerprint(report, typed, data)) is not None
+        return (
+            is_current(OutputStore(output_url), report, typed, fingerprint(report, typed, data))
+            is not None
+        )
     except Exception:
         return False  # anything odd: let the render step decide and report it
 
 
-def render_item(report_name: str, params: dict[str, Any], output_url: str, force: bool) -> dict[str, Any]:
+def render_item(
+    report_name: str, params: dict[str, Any], output_url: str, force: bool
+) -> dict[str, Any]:
     """Render one item under the time and memory caps; return a small outcome record."""
     settings = get_settings()
     started = time.perf_counter()
     what = f"{report_name} {' '.join(f'{k}={v}' for k, v in params.items())}"
     with memory_guard(what, settings.render_memory_mb), time_limit(settings.render_timeout_s, what):
         manifest = render_report(
-            default_catalog().get(report_name), params, OutputStore(output_url), skip_unchanged=not force
+            default_catalog().get(report_name),
+            params,
+            OutputStore(output_url),
+            skip_unchanged=not force,
         )
     return {
         "status": "skipped" if manifest["skipped"] else "rendered",

@@ -64,9 +64,16 @@ def pdf_stage(report: str, html: RenderedHtml):
 def publish_stage(report: str, params, html, pdf, data, quality, timings, formats, output_url):
     definition = default_catalog().get(report)
     return publish(
-        definition, params, OutputStore(output_url), html=html, pdf=pdf, data=data,
-        quality=quality, fingerprint_=fingerprint(definition, params, data),
-        timings=timings, formats=formats,
+        definition,
+        params,
+        OutputStore(output_url),
+        html=html,
+        pdf=pdf,
+        data=data,
+        quality=quality,
+        fingerprint_=fingerprint(definition, params, data),
+        timings=timings,
+        formats=formats,
     )
 
 
@@ -87,7 +94,9 @@ def report(
     params = definition.validate(parameters or {})
     chosen = [f for f in (formats or definition.spec.outputs) if f in definition.spec.outputs]
     output_url = get_settings().resolved_output_url
-    progress = create_progress_artifact(0, key=artifact_key(report, "progress"), description="loading data")
+    progress = create_progress_artifact(
+        0, key=artifact_key(report, "progress"), description="loading data"
+    )
     timings: dict[str, float] = {}
 
     def step(name: str, percent: float, fn, *args):
@@ -107,8 +116,18 @@ def report(
     if pdf is not None:
         check_pdf_quality(definition, pdf, quality)
     manifest = step(
-        "publish", 100, publish_stage,
-        report, params, html, pdf, data, quality, timings, chosen, output_url,
+        "publish",
+        100,
+        publish_stage,
+        report,
+        params,
+        html,
+        pdf,
+        data,
+        quality,
+        timings,
+        chosen,
+        output_url,
     )
     publish_report_artifacts(manifest, OutputStore(output_url))
     logger.info("%s: %s pages, outputs in %s", report, manifest["pages"], manifest["item_dir"])

@@ -1,4 +1,4 @@
-"""Retry policy shared by every task: transient errors back off and retry, user errors fail at once."""
+"""Retry policy for every task: transient errors back off and retry; user errors fail at once."""
 
 from __future__ import annotations
 

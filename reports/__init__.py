@@ -25,6 +25,7 @@ __all__ = [
     "BlockedFetchError",
     "Catalog",
     "DataError",
+    "OutputPathError",
     "OutputStore",
     "ParameterError",
     "QualityError",

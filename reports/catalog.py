@@ -61,7 +61,9 @@ class Report:
     def code_version(self) -> str:
         """Hash of everything that shapes the output except the data: a change re-renders."""
         digest = hashlib.sha256()
-        files = sorted(p for p in self.folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        files = sorted(
+            p for p in self.folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        )
         files += sorted(LAYOUT_DIR.iterdir())
         files += [Path(__file__).with_name(name) for name in _ENGINE_FILES]
         for path in files:
@@ -124,9 +126,7 @@ class Catalog:
     def names(self) -> list[str]:
         if not self.directory.is_dir():
             return []
-        return sorted(
-            p.name for p in self.directory.iterdir() if (p / "spec.yaml").is_file()
-        )
+        return sorted(p.name for p in self.directory.iterdir() if (p / "spec.yaml").is_file())
 
     def get(self, name: str) -> Report:
         with self._lock:
@@ -144,7 +144,9 @@ class Catalog:
         spec = load_spec(folder / "spec.yaml")
         if not (folder / TEMPLATE).is_file():
             raise SpecError(f"{folder / TEMPLATE}: template file is missing")
-        return Report(spec=spec, folder=folder, loader=_import_loader(folder), settings=self.settings)
+        return Report(
+            spec=spec, folder=folder, loader=_import_loader(folder), settings=self.settings
+        )
 
 
 def _import_loader(folder: Path) -> ModuleType:

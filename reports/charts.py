@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import matplotlib
 
 matplotlib.use("Agg")
-from matplotlib.figure import Figure  # noqa: E402 - after choosing the backend
+from matplotlib.figure import Figure
 
 _STYLE = {
     "svg.fonttype": "none",  # keep text as text: searchable, accessible, smaller

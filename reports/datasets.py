@@ -46,8 +46,8 @@ def setup_data(data_dir: Path, database_url: str, force: bool = False) -> list[s
             written.append(f"{engine.url.render_as_string(hide_password=True)}#{name}")
     if force or "flights" not in existing:
         with engine.begin() as conn:
-            conn.execute(sa.text(
-                "CREATE INDEX IF NOT EXISTS ix_flights_dest_month ON flights (dest, month)"
-            ))
+            conn.execute(
+                sa.text("CREATE INDEX IF NOT EXISTS ix_flights_dest_month ON flights (dest, month)")
+            )
     log.info("demo data ready in %s and %s", data_dir, engine.url.render_as_string(True))
     return written

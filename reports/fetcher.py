@@ -17,7 +17,7 @@ from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherRespons
 from reports.errors import BlockedFetchError
 
 
-class FetchBlocked(FatalURLFetchingError):  # noqa: N818 - WeasyPrint only lets BaseException through
+class FetchBlocked(FatalURLFetchingError):
     """Raised inside WeasyPrint; `reports.pdf` turns it into BlockedFetchError."""
 
     def __init__(self, url: str, reason: str) -> None:

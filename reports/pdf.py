@@ -80,4 +80,3 @@ def _text_chars(document) -> int:
             total += len(text.strip())
         stack.extend(getattr(box, "children", ()))
     return total
-

@@ -87,7 +87,9 @@ def data_fingerprint(frames: dict[str, pd.DataFrame]) -> str:
     for name in sorted(frames):
         frame = frames[name]
         digest.update(name.encode())
-        digest.update(json.dumps([list(map(str, frame.columns)), list(map(str, frame.dtypes))]).encode())
+        digest.update(
+            json.dumps([list(map(str, frame.columns)), list(map(str, frame.dtypes))]).encode()
+        )
         digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return digest.hexdigest()
 
@@ -96,7 +98,8 @@ def fingerprint(report: Report, params: dict[str, Any], data: LoadedData) -> str
     """Everything that decides the output: unchanged fingerprint means nothing to redo."""
     material = json.dumps(
         [report.name, params, data.fingerprint, report.code_version, report.spec.outputs],
-        sort_keys=True, default=str,
+        sort_keys=True,
+        default=str,
     )
     return hashlib.sha256(material.encode()).hexdigest()
 
@@ -130,14 +133,18 @@ def build_context(report: Report, params: dict[str, Any], data: LoadedData) -> d
 
 def render_html(report: Report, params: dict[str, Any], context: dict[str, Any]) -> RenderedHtml:
     tables = [value for value in context.values() if isinstance(value, Table)]
-    apply_row_limit(report.name, tables, report.spec.pdf.max_table_rows, report.spec.pdf.on_table_overflow)
+    apply_row_limit(
+        report.name, tables, report.spec.pdf.max_table_rows, report.spec.pdf.on_table_overflow
+    )
     parameter_line = ", ".join(f"{k}={v}" for k, v in params.items())
     now = dt.datetime.now(dt.UTC)
     full_context = {
         "report": report.spec,
         "params": params,
         "parameter_line": parameter_line,
-        "document_title": f"{report.spec.title} — {parameter_line}" if params else report.spec.title,
+        "document_title": f"{report.spec.title} — {parameter_line}"
+        if params
+        else report.spec.title,
         "generated_at": now.strftime("%Y-%m-%d %H:%M UTC"),
         "generated_at_iso": now.isoformat(timespec="seconds"),
         **context,
@@ -193,12 +200,14 @@ def publish(
     files = []
     for name, payload in payloads.items():
         store.write_bytes(posixpath.join(item_dir, name), payload)
-        files.append({
-            "name": name,
-            "path": posixpath.join(item_dir, name),
-            "bytes": len(payload),
-            "sha256": hashlib.sha256(payload).hexdigest(),
-        })
+        files.append(
+            {
+                "name": name,
+                "path": posixpath.join(item_dir, name),
+                "bytes": len(payload),
+                "sha256": hashlib.sha256(payload).hexdigest(),
+            }
+        )
     manifest = {
         "report": report.name,
         "title": report.spec.title,
@@ -220,7 +229,9 @@ def publish(
     return manifest
 
 
-def is_current(store: OutputStore, report: Report, params: dict[str, Any], fingerprint_: str) -> dict | None:
+def is_current(
+    store: OutputStore, report: Report, params: dict[str, Any], fingerprint_: str
+) -> dict | None:
     """The existing manifest if its outputs are complete and were made from the same inputs."""
     manifest = store.read_manifest(store.item_dir(report.name, params))
     if not manifest or manifest.get("fingerprint") != fingerprint_:
@@ -261,9 +272,18 @@ def render_report(
     if pdf is not None:
         check_pdf_quality(report, pdf, quality)
     manifest = timed(
-        "publish", lambda: publish(
-            report, params, store, html=html, pdf=pdf, data=data, quality=quality,
-            fingerprint_=fp, timings=timings, formats=chosen,
+        "publish",
+        lambda: publish(
+            report,
+            params,
+            store,
+            html=html,
+            pdf=pdf,
+            data=data,
+            quality=quality,
+            fingerprint_=fp,
+            timings=timings,
+            formats=chosen,
         ),
     )
     return {**manifest, "skipped": False}

@@ -118,6 +118,14 @@ def engine_for(url: str) -> sa.Engine:
         return engine
 
 
+def dispose_engines() -> None:
+    """Close every pooled connection (before dropping a database, or at shutdown)."""
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
 _file_cache: dict[tuple[str, int, int], pd.DataFrame] = {}
 _file_cache_lock = threading.Lock()
 
@@ -142,9 +150,13 @@ def _read_file(path: Path) -> pd.DataFrame:
         if path.suffix == ".parquet":
             return pd.read_parquet(path)
         return pd.read_csv(path, encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path.name}: not valid UTF-8 at byte {exc.start}; save the file as UTF-8"
-        ) from None
+    except UnicodeDecodeError:
+        # pandas reports an offset inside the field it was decoding; find the file's own.
+        try:
+            path.read_bytes().decode("utf-8")
+            where = ""
+        except UnicodeDecodeError as exc:
+            where = f" at byte {exc.start}"
+        raise DataError(f"{path.name}: not valid UTF-8{where}; save the file as UTF-8") from None
     except (ValueError, OSError) as exc:
         raise DataError(f"{path.name}: cannot read: {exc}") from None

@@ -8,6 +8,7 @@ quality gate does with empty data.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -19,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from reports.errors import ParameterError, SpecError
 
 ParamType = Literal["string", "integer", "number", "boolean", "date", "month"]
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+_NAME = re.compile(r"[a-z][a-z0-9-]*")
 
 
 class ChoicesFrom(BaseModel):
@@ -80,14 +81,16 @@ class ReportSpec(BaseModel):
     source: Literal["files", "sql"] = "files"
     parameters: dict[str, ParameterSpec] = Field(default_factory=dict)
     batch: BatchSpec = Field(default_factory=BatchSpec)
-    outputs: list[Literal["pdf", "html", "csv"]] = Field(default_factory=lambda: ["pdf", "html", "csv"])
+    outputs: list[Literal["pdf", "html", "csv"]] = Field(
+        default_factory=lambda: ["pdf", "html", "csv"]
+    )
     quality: QualitySpec = Field(default_factory=QualitySpec)
     pdf: PdfSpec = Field(default_factory=PdfSpec)
 
     @field_validator("name")
     @classmethod
     def _name_is_slug(cls, value: str) -> str:
-        if not _NAME.match(value):
+        if not _NAME.fullmatch(value):
             raise ValueError("must be lowercase letters, digits and dashes, starting with a letter")
         return value
 
@@ -126,6 +129,9 @@ class ReportSpec(BaseModel):
             choices = pspec.choices
             if choices is None and pspec.choices_from is not None and choices_of is not None:
                 choices = choices_of(name)
+            if choices is not None and pspec.choices is not None:
+                # YAML reads `2013-01-01` as a date: compare in the parameter's own type.
+                choices = [_coerce(self.name, name, pspec, choice) for choice in choices]
             if choices is not None and value not in choices:
                 shown = ", ".join(map(str, choices[:20])) + (" …" if len(choices) > 20 else "")
                 raise ParameterError(
@@ -139,9 +145,7 @@ def _coerce(report: str, name: str, pspec: ParameterSpec, value: Any) -> Any:
     """Convert `value` to the parameter's type; raise ParameterError naming it."""
 
     def fail(expected: str) -> ParameterError:
-        return ParameterError(
-            f"{report}: parameter '{name}' must be {expected}, got {value!r}"
-        )
+        return ParameterError(f"{report}: parameter '{name}' must be {expected}, got {value!r}")
 
     kind = pspec.type
     try:
@@ -159,7 +163,10 @@ def _coerce(report: str, name: str, pspec: ParameterSpec, value: Any) -> Any:
         if kind == "number":
             if isinstance(value, bool):
                 raise fail("a number")
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise fail("a finite number")
+            return number
         if kind == "boolean":
             if isinstance(value, bool):
                 return value
@@ -175,7 +182,7 @@ def _coerce(report: str, name: str, pspec: ParameterSpec, value: Any) -> Any:
             return dt.date.fromisoformat(str(value)).isoformat()
         if kind == "month":
             text = value.strftime("%Y-%m") if isinstance(value, dt.date) else str(value)
-            if not _MONTH.match(text):
+            if not _MONTH.fullmatch(text):
                 raise fail("a month as YYYY-MM")
             return text
     except ParameterError:
@@ -190,9 +197,13 @@ def _check_bounds(report: str, name: str, pspec: ParameterSpec, value: Any) -> N
     low = None if pspec.min is None else _coerce(report, name, pspec, pspec.min)
     high = None if pspec.max is None else _coerce(report, name, pspec, pspec.max)
     if low is not None and value < low:
-        raise ParameterError(f"{report}: parameter '{name}' is {value!r}, below the minimum {low!r}")
+        raise ParameterError(
+            f"{report}: parameter '{name}' is {value!r}, below the minimum {low!r}"
+        )
     if high is not None and value > high:
-        raise ParameterError(f"{report}: parameter '{name}' is {value!r}, above the maximum {high!r}")
+        raise ParameterError(
+            f"{report}: parameter '{name}' is {value!r}, above the maximum {high!r}"
+        )
 
 
 def range_values(pspec: ParameterSpec) -> list[Any] | None:

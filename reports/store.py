@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import posixpath
 import re
 import uuid
@@ -74,10 +75,20 @@ class OutputStore:
         """Write via a temporary name and a rename, so readers never see half a file."""
         target = self._absolute(relative)
         self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        if self.fs.isdir(target):
+            raise OutputPathError(f"output path {relative!r} is a folder, not a file")
         temporary = f"{target}.{uuid.uuid4().hex[:8]}.tmp"
-        with self.fs.open(temporary, "wb") as handle:
-            handle.write(data)
-        self.fs.mv(temporary, target)
+        try:
+            with self.fs.open(temporary, "wb") as handle:
+                handle.write(data)
+            if self._local:
+                os.replace(temporary, target)  # atomic on POSIX; never moves *into* a folder
+            else:
+                self.fs.mv(temporary, target)
+        except BaseException:
+            if self.fs.exists(temporary):
+                self.fs.rm(temporary)
+            raise
 
     def read_bytes(self, relative: str) -> bytes:
         with self.fs.open(self._absolute(relative), "rb") as handle:

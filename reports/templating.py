@@ -31,8 +31,29 @@ def _percent(value: Any, digits: int = 1) -> str:
     return f"{value * 100:.{digits}f}%"
 
 
+class ReportSandbox(SandboxedEnvironment):
+    """Jinja2's sandbox, minus pandas and numpy objects.
+
+    Their public methods write files (`to_csv`, `to_pickle`, …). Templates get
+    formatted values through `Table.rows` and plain context values instead.
+    """
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if _is_data_object(obj) or _is_data_object(value):
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+    def is_safe_callable(self, obj: Any) -> bool:
+        return not _is_data_object(getattr(obj, "__self__", None)) and super().is_safe_callable(obj)
+
+
+def _is_data_object(obj: Any) -> bool:
+    module = type(obj).__module__ or ""
+    return module.startswith(("pandas", "numpy")) and not isinstance(obj, int | float | str | bool)
+
+
 def make_environment(report_dir: Path) -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+    env = ReportSandbox(
         loader=jinja2.ChoiceLoader(
             [jinja2.FileSystemLoader(report_dir), jinja2.FileSystemLoader(LAYOUT_DIR)]
         ),
@@ -61,6 +82,10 @@ def render_template(template: jinja2.Template, report: str, context: dict[str, A
         return template.render(context)
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"{report}: {_template_line(exc)}{exc.message}") from None
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(
+            f"{report}: {_template_line(exc)}template {exc.name} not found"
+        ) from None
     except jinja2.TemplateError as exc:
         raise TemplateError(f"{report}: {_template_line(exc)}{exc}") from None
 

@@ -24,13 +24,17 @@ for folder in [*(PROJECT / "reports" / "catalog").iterdir(), *FIXTURE_CATALOG.it
     if (folder / "spec.yaml").is_file():
         (_catalog / folder.name).symlink_to(folder, target_is_directory=True)
 
-os.environ.update({
-    "REPORTRUNNER_HOME": str(SESSION_HOME),
-    "REPORTRUNNER_DATA_DIR": str(PROJECT / "var" / "data"),  # built once, shared across sessions
-    "REPORTRUNNER_CATALOG_DIR": str(_catalog),
-    "REPORTRUNNER_PROGRESS_COOLDOWN_S": "0.5",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-})
+os.environ.update(
+    {
+        "REPORTRUNNER_HOME": str(SESSION_HOME),
+        "REPORTRUNNER_DATA_DIR": str(
+            PROJECT / "var" / "data"
+        ),  # built once, shared across sessions
+        "REPORTRUNNER_CATALOG_DIR": str(_catalog),
+        "REPORTRUNNER_PROGRESS_COOLDOWN_S": "0.5",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -57,8 +61,9 @@ def flights(settings):
 @pytest.fixture(scope="session")
 def prefect_server(settings):
     """One Prefect server (SQLite, no UI) for the whole session; its URL is the active API."""
-    from deployments.prefect_server import PrefectServer
     from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from deployments.prefect_server import PrefectServer
 
     server = PrefectServer(home=SESSION_HOME / "prefect")
     server.start(timeout=180)
@@ -71,6 +76,45 @@ def prefect_server(settings):
 
         render_pool.shutdown()
         server.stop()
+
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "REPORTRUNNER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture
+def scratch_postgres_url():
+    """A new, empty PostgreSQL database for one test, dropped afterwards.
+
+    Skips when no server answers (a laptop without PostgreSQL), but fails under CI,
+    where the PostgreSQL tests must run.
+    """
+    import uuid
+
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect():
+            pass
+    except sa.exc.OperationalError as exc:
+        reason = f"PostgreSQL unreachable at {admin.url.render_as_string()}: {exc.orig}".strip()
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostgreSQL tests: {reason}")
+        pytest.skip(reason)
+    name = f"reportrunner_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        from reports.sources import dispose_engines
+
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture

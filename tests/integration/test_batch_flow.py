@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from integration.helpers import child_flow_runs, flow_run_artifacts, pdf_text, task_runs_of
 from prefect.states import StateType
 
 from flows import batch
-from integration.helpers import child_flow_runs, flow_run_artifacts, pdf_text, task_runs_of
 
 CARRIERS = ["AA", "DL", "UA", "ZZ"]  # ZZ is no airline: that item must fail alone
 MONTHS = ["2013-01", "2013-02"]
@@ -15,8 +15,11 @@ MONTHS = ["2013-01", "2013-02"]
 
 def test_batch_isolates_a_bad_item_and_reports_progress(output_root: Path, flights):
     state = batch(
-        report="carrier-monthly", over={"carrier": CARRIERS, "month": MONTHS},
-        chunk_size=3, max_parallel=2, return_state=True,
+        report="carrier-monthly",
+        over={"carrier": CARRIERS, "month": MONTHS},
+        chunk_size=3,
+        max_parallel=2,
+        return_state=True,
     )
     assert state.type == StateType.FAILED
     assert state.message.startswith("2 of 8 items failed; first: carrier=ZZ month=2013-01:")
@@ -25,7 +28,8 @@ def test_batch_isolates_a_bad_item_and_reports_progress(output_root: Path, fligh
 
     for carrier in CARRIERS[:3]:
         for month in MONTHS:
-            pdf = output_root / f"carrier-monthly/carrier={carrier}/month={month}/carrier-monthly_{carrier}_{month}.pdf"
+            folder = output_root / f"carrier-monthly/carrier={carrier}/month={month}"
+            pdf = folder / f"carrier-monthly_{carrier}_{month}.pdf"
             pages, text = pdf_text(pdf)
             count = int(((flights.carrier == carrier) & (flights.month == int(month[-2:]))).sum())
             assert pages >= 2 and f"{count:,}" in text
@@ -82,5 +86,7 @@ def test_retried_batch_renders_only_the_failed_item(output_root: Path, settings)
     result = retried.result()
     assert (result["rendered"], result["skipped"], result["failed"]) == (2, 6, 0)
     chunks = child_flow_runs(retried.state_details.flow_run_id)
-    rendered = sorted(t.name for t in task_runs_of([c.id for c in chunks]) if t.name.startswith("render "))
+    rendered = sorted(
+        t.name for t in task_runs_of([c.id for c in chunks]) if t.name.startswith("render ")
+    )
     assert rendered == ["render carrier=DL month=2013-01", "render carrier=DL month=2013-02"]

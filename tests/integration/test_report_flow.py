@@ -5,18 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from integration.helpers import flow_run_artifacts, pdf_text, task_runs_of
 from prefect.states import StateType
 
 from flows import report
-from integration.helpers import flow_run_artifacts, pdf_text, task_runs_of
 
 
 def test_report_flow_renders_checked_pdf_with_artifacts(output_root: Path, flights):
-    state = report(report="carrier-monthly", parameters={"carrier": "AA", "month": "2013-07"}, return_state=True)
+    state = report(
+        report="carrier-monthly",
+        parameters={"carrier": "AA", "month": "2013-07"},
+        return_state=True,
+    )
     assert state.type == StateType.COMPLETED, state.message
     manifest = state.result()
 
-    expected = int(((flights.carrier == "AA") & (flights.year == 2013) & (flights.month == 7)).sum())
+    expected = int(
+        ((flights.carrier == "AA") & (flights.year == 2013) & (flights.month == 7)).sum()
+    )
     pdf = output_root / manifest["item_dir"] / "carrier-monthly_AA_2013-07.pdf"
     pages, text = pdf_text(pdf)
     assert 2 <= pages <= 4
@@ -40,7 +46,11 @@ def test_report_flow_renders_checked_pdf_with_artifacts(output_root: Path, fligh
 
 
 def test_report_flow_fails_at_once_on_bad_parameter():
-    state = report(report="carrier-monthly", parameters={"carrier": "ZZ", "month": "2013-07"}, return_state=True)
+    state = report(
+        report="carrier-monthly",
+        parameters={"carrier": "ZZ", "month": "2013-07"},
+        return_state=True,
+    )
     assert state.type == StateType.FAILED
     assert "parameter 'carrier' is 'ZZ'" in state.message
 

@@ -32,38 +32,72 @@ def build_context(data, params):
     def quantile(series, q):
         return float(series.quantile(q)) if len(series) else float("nan")
 
-    on_time = float((arrived["arr_delay"] < ON_TIME_MINUTES).mean()) if len(arrived) else float("nan")
+    on_time = (
+        float((arrived["arr_delay"] < ON_TIME_MINUTES).mean()) if len(arrived) else float("nan")
+    )
     kpis = [
         {"label": "Flights", "value": f"{len(flights):,}", "note": "scheduled departures"},
-        {"label": "On-time rate", "value": _pct(on_time), "note": f"arrived < {ON_TIME_MINUTES} min late"},
-        {"label": "Cancelled", "value": f"{cancelled:,}", "note": _pct(cancelled / len(flights)) if len(flights) else "–"},
-        {"label": "Mean dep. delay", "value": _minutes(flown["dep_delay"].mean()), "note": f"95th pct {_minutes(quantile(flown['dep_delay'], 0.95))}"},
-        {"label": "Mean arr. delay", "value": _minutes(arrived["arr_delay"].mean()), "note": f"95th pct {_minutes(quantile(arrived['arr_delay'], 0.95))}"},
-        {"label": "Routes", "value": f"{flights[['origin', 'dest']].drop_duplicates().shape[0]:,}", "note": "origin–destination pairs"},
+        {
+            "label": "On-time rate",
+            "value": _pct(on_time),
+            "note": f"arrived < {ON_TIME_MINUTES} min late",
+        },
+        {
+            "label": "Cancelled",
+            "value": f"{cancelled:,}",
+            "note": _pct(cancelled / len(flights)) if len(flights) else "–",
+        },
+        {
+            "label": "Mean dep. delay",
+            "value": _minutes(flown["dep_delay"].mean()),
+            "note": f"95th pct {_minutes(quantile(flown['dep_delay'], 0.95))}",
+        },
+        {
+            "label": "Mean arr. delay",
+            "value": _minutes(arrived["arr_delay"].mean()),
+            "note": f"95th pct {_minutes(quantile(arrived['arr_delay'], 0.95))}",
+        },
+        {
+            "label": "Routes",
+            "value": f"{flights[['origin', 'dest']].drop_duplicates().shape[0]:,}",
+            "note": "origin–destination pairs",
+        },
     ]
 
     by_hour = flown.groupby("hour")["dep_delay"].mean().sort_index()
-    worst_hour = f"{int(by_hour.idxmax()):02d}:00 ({by_hour.max():.0f} min)" if len(by_hour) else "none"
+    worst_hour = (
+        f"{int(by_hour.idxmax()):02d}:00 ({by_hour.max():.0f} min)" if len(by_hour) else "none"
+    )
     delay_chart = bar_chart(
-        [f"{int(h):02d}" for h in by_hour.index], by_hour.round(1).tolist(),
+        [f"{int(h):02d}" for h in by_hour.index],
+        by_hour.round(1).tolist(),
         title="Mean departure delay by scheduled hour (minutes)",
-        alt=f"Bar chart of mean departure delay by scheduled departure hour; worst hour {worst_hour}.",
-        xlabel="Scheduled departure hour", ylabel="Minutes",
+        alt=f"Bar chart of mean departure delay by scheduled hour; worst hour {worst_hour}.",
+        xlabel="Scheduled departure hour",
+        ylabel="Minutes",
     )
 
     names = dict(zip(data["airports"]["faa"], data["airports"]["name"], strict=False))
     routes = (
         flights.assign(on_time=flights["arr_delay"] < ON_TIME_MINUTES)
         .groupby(["origin", "dest"], as_index=False)
-        .agg(flights=("flight", "size"), mean_arr_delay=("arr_delay", "mean"), on_time=("on_time", "mean"))
+        .agg(
+            flights=("flight", "size"),
+            mean_arr_delay=("arr_delay", "mean"),
+            on_time=("on_time", "mean"),
+        )
         .sort_values(["flights", "dest"], ascending=[False, True])
     )
     routes.insert(2, "destination", routes["dest"].map(names).fillna(""))
     days = (
         flights.assign(cancelled=flights["dep_time"].isna())
         .groupby("day", as_index=False)
-        .agg(flights=("flight", "size"), cancelled=("cancelled", "sum"),
-             mean_dep_delay=("dep_delay", "mean"), mean_arr_delay=("arr_delay", "mean"))
+        .agg(
+            flights=("flight", "size"),
+            cancelled=("cancelled", "sum"),
+            mean_dep_delay=("dep_delay", "mean"),
+            mean_arr_delay=("arr_delay", "mean"),
+        )
     )
     days.insert(0, "date", days["day"].map(lambda day: f"{params['month']}-{day:02d}"))
     days = days.drop(columns="day")
@@ -75,21 +109,43 @@ def build_context(data, params):
         "kpis": kpis,
         "delay_chart": delay_chart,
         "routes": Table(
-            "routes", routes.head(10), f"Busiest routes ({min(len(routes), 10)} of {len(routes)})",
-            columns={"origin": "From", "dest": "To", "destination": "Destination airport",
-                     "flights": "Flights", "mean_arr_delay": "Mean arr. delay (min)", "on_time": "On time"},
+            "routes",
+            routes.head(10),
+            f"Busiest routes ({min(len(routes), 10)} of {len(routes)})",
+            columns={
+                "origin": "From",
+                "dest": "To",
+                "destination": "Destination airport",
+                "flights": "Flights",
+                "mean_arr_delay": "Mean arr. delay (min)",
+                "on_time": "On time",
+            },
             formats={"flights": ",d", "mean_arr_delay": ".1f", "on_time": ".0%"},
         ),
         "worst_days": Table(
-            "worst_days", worst, "Worst days by mean departure delay",
-            columns={"date": "Date", "flights": "Flights", "cancelled": "Cancelled",
-                     "mean_dep_delay": "Mean dep. delay (min)", "mean_arr_delay": "Mean arr. delay (min)"},
+            "worst_days",
+            worst,
+            "Worst days by mean departure delay",
+            columns={
+                "date": "Date",
+                "flights": "Flights",
+                "cancelled": "Cancelled",
+                "mean_dep_delay": "Mean dep. delay (min)",
+                "mean_arr_delay": "Mean arr. delay (min)",
+            },
             formats={"mean_dep_delay": ".1f", "mean_arr_delay": ".1f"},
         ),
         "daily": Table(
-            "daily", days, "Every day of the month",
-            columns={"date": "Date", "flights": "Flights", "cancelled": "Cancelled",
-                     "mean_dep_delay": "Mean dep. delay (min)", "mean_arr_delay": "Mean arr. delay (min)"},
+            "daily",
+            days,
+            "Every day of the month",
+            columns={
+                "date": "Date",
+                "flights": "Flights",
+                "cancelled": "Cancelled",
+                "mean_dep_delay": "Mean dep. delay (min)",
+                "mean_arr_delay": "Mean arr. delay (min)",
+            },
             formats={"mean_dep_delay": ".1f", "mean_arr_delay": ".1f"},
         ),
     }

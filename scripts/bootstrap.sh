@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs everything reportrunner needs on a fresh Debian/Ubuntu machine, idempotently:
+# system libraries for WeasyPrint (apt), a virtualenv in .venv with the pinned
+# dependencies of requirements.lock, and the demo data. Safe to run again: it only
+# does what is missing. Usage: scripts/bootstrap.sh [--dev]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEV=0
+[[ "${1:-}" == "--dev" ]] && DEV=1
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+# --- system packages ----------------------------------------------------------------
+# libharfbuzz-subset0 is not on a new machine; without it WeasyPrint falls back to
+# fontTools for font subsetting and PDFs render about twice as slowly.
+APT_PACKAGES=(python3 python3-venv libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core)
+[[ $DEV == 1 ]] && APT_PACKAGES+=(poppler-utils)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  say "installing system packages: ${missing[*]}"
+  SUDO=""
+  if [[ $(id -u) != 0 ]]; then
+    command -v sudo >/dev/null || { echo "error: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+    SUDO="sudo"
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- Python environment -------------------------------------------------------------
+PYTHON=${PYTHON:-python3}
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || { echo "error: Python 3.11 or newer is needed; set PYTHON=/path/to/python3.11" >&2; exit 1; }
+if [[ ! -x .venv/bin/python ]]; then
+  say "creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+stamp=".venv/.installed-$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)-$DEV"
+if [[ ! -f $stamp ]]; then
+  say "installing pinned dependencies (requirements.lock)"
+  .venv/bin/python -m pip install -q --upgrade pip uv==0.13.9
+  .venv/bin/uv pip install -q --python .venv/bin/python -r requirements.lock
+  # compat mode puts the checkout on sys.path, so new packages and reports need no reinstall.
+  .venv/bin/uv pip install -q --python .venv/bin/python --no-deps -e . --config-settings editable_mode=compat
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
+
+# --- demo data ----------------------------------------------------------------------
+.venv/bin/reportrunner data setup >/dev/null
+say "ready: .venv/bin/reportrunner --help"
