@@ -163,6 +163,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         # Keep the terminal for the progress bar; every log still reaches the Prefect API.
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     api_url = _require_api()
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn
 
     from flows import batch
@@ -173,7 +174,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         TextColumn("[bold]{task.fields[report]}"),
         BarColumn(),
         TextColumn("{task.description}"),
-        transient=False,
+        console=Console(stderr=True),
         disable=not sys.stderr.isatty() and not args.progress,
     ) as bar:
         task_id = bar.add_task("starting", total=None, report=args.report)
@@ -267,7 +268,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 server.process.wait()
         return code
     finally:
+        _flush_before_shutdown()
         server.stop()
+
+
+def _flush_before_shutdown() -> None:
+    """Stop the render processes and send queued run logs while the server is still up."""
+    from prefect.logging.handlers import APILogHandler
+
+    from flows import render_pool
+
+    render_pool.shutdown()
+    APILogHandler().flush()
 
 
 def _require_api() -> str:

@@ -2,12 +2,9 @@
 # Installs everything reportrunner needs on a fresh Debian/Ubuntu machine, idempotently:
 # system libraries for WeasyPrint (apt), a virtualenv in .venv with the pinned
 # dependencies of requirements.lock, and the demo data. Safe to run again: it only
-# does what is missing. Usage: scripts/bootstrap.sh [--dev]
+# does what is missing. Usage: scripts/bootstrap.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-DEV=0
-[[ "${1:-}" == "--dev" ]] && DEV=1
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -15,7 +12,6 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 # libharfbuzz-subset0 is not on a new machine; without it WeasyPrint falls back to
 # fontTools for font subsetting and PDFs render about twice as slowly.
 APT_PACKAGES=(python3 python3-venv libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core)
-[[ $DEV == 1 ]] && APT_PACKAGES+=(poppler-utils)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -39,7 +35,8 @@ if [[ ! -x .venv/bin/python ]]; then
   say "creating .venv"
   "$PYTHON" -m venv .venv
 fi
-stamp=".venv/.installed-$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)-$DEV"
+# The lock includes the test tools, so one stamp covers both modes.
+stamp=".venv/.installed-$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)"
 if [[ ! -f $stamp ]]; then
   say "installing pinned dependencies (requirements.lock)"
   .venv/bin/python -m pip install -q --upgrade pip uv==0.13.9

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from integration.helpers import child_flow_runs, flow_run_artifacts, pdf_text, task_runs_of
 from prefect.states import StateType
 
 from flows import batch
+from integration.helpers import child_flow_runs, flow_run_artifacts, pdf_text, task_runs_of
 
 CARRIERS = ["AA", "DL", "UA", "ZZ"]  # ZZ is no airline: that item must fail alone
 MONTHS = ["2013-01", "2013-02"]

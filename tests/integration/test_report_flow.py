@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from integration.helpers import flow_run_artifacts, pdf_text, task_runs_of
 from prefect.states import StateType
 
 from flows import report
+from integration.helpers import flow_run_artifacts, pdf_text, task_runs_of
 
 
 def test_report_flow_renders_checked_pdf_with_artifacts(output_root: Path, flights):
