@@ -229,47 +229,98 @@ def cmd_data_setup(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Start a local Prefect server, run a demo batch against it, stop the server."""
-    from deployments.prefect_server import PrefectServer
+def cmd_deploy(args: argparse.Namespace) -> int:
+    _require_api()
+    from deployments.deploy import deploy
+
+    result = deploy(schedules_active=_on_off(args.schedules))
+    for what in result.created:
+        print(f"created    {what}")
+    for what in result.updated:
+        print(f"updated    {what}")
+    for note in result.notes:
+        print(note)
+    print(f"deploy: {result.summary()}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    _require_api()
+    from deployments.worker import worker_command, worker_environment
+
+    command = worker_command(name=args.name, limit=args.limit, healthcheck=not args.no_healthcheck)
+    os.execvpe(command[0], command, worker_environment(args.healthcheck_port))
+    return 0  # not reached: exec replaces this process
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from deployments.status import collect_status, exit_code
+
+    report = collect_status()
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.render_text())
+    return exit_code(report)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Server, deployments, worker and dashboard on this machine, then a demo batch."""
+    from deployments.stack import Stack, interruptible, restore_signals
     from reports.settings import get_settings
 
     settings = get_settings()
     cmd_data_setup(argparse.Namespace(force=False))
-    server = PrefectServer(
-        home=settings.home / "prefect",
-        port=args.port,
-        ui=True,
-        log_path=settings.home / "logs" / "prefect-server.log",
+    stack = Stack(
+        settings,
+        prefect_port=args.port,
+        dashboard_port=args.dashboard_port,
+        worker_healthcheck_port=args.worker_port,
     )
-    (settings.home / "logs").mkdir(parents=True, exist_ok=True)
-    print(f"starting Prefect server on {server.ui_url} (log: {server.log_path}) …")
-    server.start()
-    os.environ["PREFECT_API_URL"] = server.api_url
-    os.environ["PREFECT_HOME"] = str(server.home)
     try:
-        print(f"Prefect UI: {server.ui_url}")
-        months = [f"2013-{m:02d}" for m in range(1, args.months + 1)]
-        batch_args = argparse.Namespace(
-            report="carrier-monthly",
-            over=[f"month={','.join(months)}"],
-            all=["carrier"],
-            param=[],
-            max_parallel=None,
-            chunk_size=None,
-            force=False,
-            verbose=False,
-            progress=True,
-        )
-        code = cmd_batch(batch_args)
-        if args.keep:
-            print("server keeps running; press Ctrl-C to stop it")
-            with contextlib.suppress(KeyboardInterrupt):
-                server.process.wait()
-        return code
+        with interruptible():
+            _run_stack(stack, settings, args)
     finally:
-        _flush_before_shutdown()
-        server.stop()
+        print("stopping …", file=sys.stderr)
+        with contextlib.suppress(Exception):
+            _flush_before_shutdown()
+        stack.stop()
+        restore_signals()
+        print("stopped", file=sys.stderr)
+    return 0
+
+
+def _run_stack(stack, settings, args: argparse.Namespace) -> None:
+    stack.start()
+    from deployments.deploy import deploy
+
+    print(f"deploy: {deploy(schedules_active=_on_off(args.schedules)).summary()}")
+    stack.start_worker()
+    stack.start_dashboard()
+    print(f"Prefect UI:  {stack.server.ui_url}")
+    print(f"Dashboard:   {stack.dashboard_url}")
+    print(f"Outputs:     {settings.resolved_output_url}")
+    print(f"Logs:        {stack.logs}")
+    if args.demo_months:
+        print(f"demo batch:  {_trigger_demo_batch(args.demo_months, stack.server.ui_url)}")
+    print("running; press Ctrl-C to stop everything", flush=True)
+    stack.wait()
+
+
+def _trigger_demo_batch(months: int, ui_url: str) -> str:
+    from prefect.deployments import run_deployment
+
+    run = run_deployment(
+        "batch/carrier-monthly-batch",
+        parameters={
+            "report": "carrier-monthly",
+            "over": {"carrier": "*", "month": [f"2013-{m:02d}" for m in range(1, months + 1)]},
+        },
+        flow_run_name="demo: carrier-monthly, all carriers",
+        timeout=0,
+    )
+    return f"{ui_url}/runs/flow-run/{run.id}"
+
+
+def _on_off(value: str | None) -> bool | None:
+    return None if value is None else value == "on"
 
 
 def _flush_before_shutdown() -> None:
@@ -291,7 +342,7 @@ def _require_api() -> str:
     if not url:
         raise CliError(
             "PREFECT_API_URL is not set: point it at a Prefect server "
-            "(e.g. export PREFECT_API_URL=http://127.0.0.1:4200/api) or run `reportrunner demo`"
+            "(e.g. export PREFECT_API_URL=http://127.0.0.1:4200/api) or run `reportrunner up`"
         )
     if not api_ready(url):
         raise CliError(f"Prefect API at {url} is unreachable: is the server running?")
@@ -366,18 +417,35 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--force", action="store_true", help="rebuild even if present")
     q.set_defaults(func=cmd_data_setup)
 
-    p = sub.add_parser("demo", help="start a local Prefect server and run a demo batch")
+    p = sub.add_parser("deploy", help="create or update pool, queues, limits and deployments")
+    p.add_argument("--schedules", choices=["on", "off"], help="switch every schedule on or off")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("up", help="run server, worker and dashboard here, with a demo batch")
+    p.add_argument("--port", type=int, default=4200, help="Prefect server and UI port")
+    p.add_argument("--dashboard-port", type=int, default=8501)
+    p.add_argument("--worker-port", type=int, default=8585, help="worker health-check port")
     p.add_argument(
-        "--months",
+        "--demo-months",
         type=int,
         default=12,
-        choices=range(1, 13),
-        metavar="1-12",
-        help="months of 2013 to render for every carrier (default 12: 192 PDFs)",
+        choices=range(0, 13),
+        metavar="0-12",
+        help="months of 2013 the demo batch renders for every carrier (0: no demo)",
     )
-    p.add_argument("--port", type=int, default=4200)
-    p.add_argument("--keep", action="store_true", help="keep the server running afterwards")
-    p.set_defaults(func=cmd_demo)
+    p.add_argument("--schedules", choices=["on", "off"], help="switch every schedule on or off")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("worker", help="start a Prefect worker for the reports pool")
+    p.add_argument("--name", help="worker name (default: Prefect's)")
+    p.add_argument("--limit", type=int, help="concurrent flow runs (default: number of cores)")
+    p.add_argument("--healthcheck-port", type=int, default=8585)
+    p.add_argument("--no-healthcheck", action="store_true")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("status", help="consolidated health for monitoring; non-zero when not ok")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
     return parser
 
 

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class PrefectServer:
     database_url: str | None = None  # default: SQLite inside home
     log_path: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    preexec_fn: Callable[[], None] | None = None
     process: subprocess.Popen | None = None
 
     @property
@@ -86,6 +88,7 @@ class PrefectServer:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stop() reaches its children
+            preexec_fn=self.preexec_fn,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -1,29 +1,53 @@
 """The `batch` flow: one report fanned out over many parameter sets.
 
-    expand items → split into chunks → render each chunk → summarize
+    expand items → split into chunks → render each chunk → merge → summarize
+
+Chunks run in this process (a CLI batch, or `chunk_runs="local"`) or, when the
+batch itself runs from a deployment, as separate `render-chunk` flow runs that any
+worker on the pool picks up; the batch then polls them and merges the outcomes
+they leave in the output store.
 
 One progress artifact reads "N of M done, K failed, ETA …" for the whole batch.
 A failed item never stops the others; the batch ends Failed if any item failed,
-naming them. Re-running (or retrying) the batch skips every item whose inputs
-and outputs are unchanged, so only failed or changed items render again.
+naming them. Re-running (or retrying) the batch skips every item whose inputs and
+outputs are unchanged, so only failed or changed items render again.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+import time
+from typing import Any, Literal
+from uuid import UUID
 
-from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+from prefect import flow, get_client, get_run_logger
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterType,
+    FlowRunFilter,
+    FlowRunFilterId,
+    TaskRunFilter,
+    TaskRunFilterName,
+    TaskRunFilterState,
+    TaskRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.deployments import run_deployment
+from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import progress as progress_registry
 from flows.artifacts import artifact_key, publish_batch_artifacts
-from flows.chunk_flow import render_chunk
+from flows.chunk_flow import CHUNK_DEPLOYMENT, render_chunk
+from flows.chunk_results import read_outcomes
 from flows.items import expand_items, item_key, split_chunks
 from flows.progress import BatchProgress
-from reports import get_settings
+from reports import OutputStore, get_settings
 from reports.catalog import default_catalog
+
+ChunkRuns = Literal["auto", "local", "deployment"]
 
 
 def _run_name() -> str:
@@ -43,24 +67,32 @@ def batch(
     max_parallel: int | None = None,
     chunk_size: int | None = None,
     force: bool = False,
+    as_of: dt.date | None = None,
+    chunk_runs: ChunkRuns = "auto",
 ):
     """Render `report` for every combination of the `over` values (or every `items` entry).
 
     over: dimension → list of values, or "*" for all values of that dimension.
     parameters: values shared by every item. force: render even unchanged items.
+    as_of: date that relative values (`previous` month, `yesterday`) resolve against;
+    default: the run's scheduled date. chunk_runs: "deployment" spreads chunks over
+    workers, "local" renders here, "auto" spreads when this batch runs from a deployment.
     """
     logger = get_run_logger()
     settings = get_settings()
     definition = default_catalog().get(report)
-    expanded = expand_items(definition, over, parameters, items)
+    reference = as_of or (flow_run.scheduled_start_time or dt.datetime.now(dt.UTC)).date()
+    expanded = expand_items(definition, over, parameters, items, as_of=reference)
     parallel = max_parallel or settings.max_parallel
     chunks = split_chunks(expanded, chunk_size or settings.chunk_size)
     output_url = settings.resolved_output_url
+    remote = chunk_runs == "deployment" or (chunk_runs == "auto" and deployment.id)
     logger.info(
-        "%s: %d items in %d chunk(s), %d render processes, outputs in %s",
+        "%s: %d items in %d chunk(s) %s, %d render processes each, outputs in %s",
         report,
         len(expanded),
         len(chunks),
+        "on workers" if remote else "in this process",
         parallel,
         output_url,
     )
@@ -72,10 +104,16 @@ def batch(
         cooldown_s=settings.progress_cooldown_s,
         listeners=progress_registry.subscribers(),
     )
+    progress.start()
+    run = _run_chunks_on_workers if remote else _run_chunks_here
+    outcomes = run(report, chunks, output_url, parallel, force, batch_id, progress)
+    return _summarize(report, outcomes, progress, output_url, logger)
+
+
+def _run_chunks_here(report, chunks, output_url, parallel, force, batch_id, progress):
     progress_registry.register(batch_id, progress)
     outcomes: list[dict[str, Any]] = []
     try:
-        progress.start()
         for number, chunk in enumerate(chunks, start=1):
             run_chunk = render_chunk.with_options(
                 flow_run_name=f"{report} chunk {number}/{len(chunks)}",
@@ -88,10 +126,108 @@ def batch(
                 max_parallel=parallel,
                 force=force,
                 batch_id=batch_id,
+                chunk_index=number,
             )
     finally:
         progress_registry.unregister(batch_id)
+    return outcomes
 
+
+def _run_chunks_on_workers(report, chunks, output_url, parallel, force, batch_id, progress):
+    """Start one chunk flow run per chunk, poll them into the progress, merge their outcomes."""
+    runs = {}
+    for number, chunk in enumerate(chunks, start=1):
+        started = run_deployment(
+            CHUNK_DEPLOYMENT,
+            parameters={
+                "report": report,
+                "items": chunk,
+                "output_url": output_url,
+                "max_parallel": parallel,
+                "force": force,
+                "batch_id": batch_id,
+                "chunk_index": number,
+            },
+            flow_run_name=f"{report} chunk {number}/{len(chunks)}",
+            tags=["reportrunner", f"report:{report}", "chunk"],
+            timeout=0,  # return at once: the batch polls
+            as_subflow=True,
+        )
+        runs[started.id] = (number, chunk)
+    store = OutputStore(output_url)
+    merged: dict[int, list[dict[str, Any]]] = {}
+    poll_s = max(1.0, get_settings().progress_cooldown_s)
+    with get_client(sync_client=True) as client:
+        while True:
+            pending = [run_id for run_id in runs if runs[run_id][0] not in merged]
+            states = {  # the API lists at most 200 per call
+                r.id: r.state
+                for page in range(0, len(pending), 200)
+                for r in client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(
+                        id=FlowRunFilterId(any_=pending[page : page + 200])
+                    ),
+                    limit=200,
+                )
+            }
+            for run_id, state in states.items():
+                number, chunk = runs[run_id]
+                if number in merged or state is None or not state.is_final():
+                    continue
+                merged[number] = read_outcomes(store, batch_id, number) or [
+                    {
+                        "key": item_key(item),
+                        "params": item,
+                        "status": "failed",
+                        "error": f"chunk {number} ended {state.name}: {state.message or '-'}",
+                    }
+                    for item in chunk
+                ]
+            running = [run_id for run_id in runs if runs[run_id][0] not in merged]
+            _poll_progress(client, progress, merged, running, runs)
+            if not running:
+                break
+            time.sleep(poll_s)
+    return [outcome for number in sorted(merged) for outcome in merged[number]]
+
+
+def _poll_progress(client, progress: BatchProgress, merged, running: list[UUID], runs) -> None:
+    """Exact counts from merged chunks, estimates from running chunks' progress artifacts."""
+    done = [o for outcomes in merged.values() for o in outcomes]
+    rendered = sum(o["status"] == "rendered" for o in done)
+    skipped = sum(o["status"] == "skipped" for o in done)
+    failed = sum(o["status"] == "failed" for o in done)
+    if running:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=running),
+                type=ArtifactFilterType(any_=["progress"]),
+            ),
+        )
+        estimate = sum(len(runs[a.flow_run_id][1]) * float(a.data or 0) / 100 for a in artifacts)
+        # The sync client has no task-run count; a chunk has at most chunk_size items.
+        running_failed = len(
+            client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=running)),
+                task_run_filter=TaskRunFilter(
+                    name=TaskRunFilterName(like_="render "),
+                    state=TaskRunFilterState(type=TaskRunFilterStateType(any_=[StateType.FAILED])),
+                ),
+                limit=200,
+            )
+        )
+        failed += running_failed
+        rendered += max(0, int(estimate) - running_failed)
+    progress.set_counts(rendered=rendered, skipped=skipped, failed=failed)
+
+
+def _summarize(report, outcomes, progress: BatchProgress, output_url, logger):
+    # The outcomes are the truth; progress counts from polling were estimates.
+    progress.set_counts(
+        rendered=sum(o["status"] == "rendered" for o in outcomes),
+        skipped=sum(o["status"] == "skipped" for o in outcomes),
+        failed=sum(o["status"] == "failed" for o in outcomes),
+    )
     summary = progress.describe()
     publish_batch_artifacts(report, outcomes, summary)
     result = {

@@ -21,10 +21,15 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import render_pool
+from flows.chunk_results import write_outcomes
 from flows.items import item_key
+from flows.limits import source_slot
 from flows.progress import BatchProgress, lookup
 from flows.retry import TASK_RETRY_OPTIONS
-from reports import ReportError, get_settings
+from reports import OutputStore, ReportError, get_settings
+
+# How batches find this flow when they spread chunks over workers (see prefect.yaml).
+CHUNK_DEPLOYMENT = "render-chunk/render-chunk"
 
 
 @task(name="plan-chunk", cache_policy=NO_CACHE, persist_result=False)
@@ -43,9 +48,10 @@ def plan_chunk(
 def render_item(
     report: str, params: dict[str, Any], output_url: str, parallel: int, force: bool
 ) -> dict[str, Any]:
-    return render_pool.submit(
-        parallel, render_pool.render_item, report, params, output_url, force
-    ).result()
+    with source_slot(report):
+        return render_pool.submit(
+            parallel, render_pool.render_item, report, params, output_url, force
+        ).result()
 
 
 def _run_name() -> str:
@@ -66,15 +72,24 @@ def render_chunk(
     max_parallel: int | None = None,
     force: bool = False,
     batch_id: str | None = None,
+    chunk_index: int = 0,
 ) -> list[dict[str, Any]]:
-    """Render `items`; never raises for a failed item, returns one outcome per item."""
+    """Render `items`; never raises for a failed item, returns one outcome per item.
+
+    Started in-process by a batch, it reports to the batch's progress. Started on a
+    worker, it keeps its own progress artifact and leaves its outcomes in the output
+    store for the batch to merge.
+    """
     logger = get_run_logger()
     settings = get_settings()
     output_url = output_url or settings.resolved_output_url
     parallel = max_parallel or settings.max_parallel
-    progress = lookup(batch_id) or BatchProgress(
+    in_process = lookup(batch_id)
+    progress = in_process or BatchProgress(
         total=len(items), cooldown_s=settings.progress_cooldown_s
     )
+    if in_process is None:
+        progress.start()
 
     current = [False] * len(items) if force else plan_chunk(report, items, output_url, parallel)
     outcomes: dict[int, dict[str, Any]] = {}
@@ -111,4 +126,7 @@ def render_chunk(
         else:
             outcomes[index] = {"key": item_key(item), "params": item, **result}
             progress.record(result["status"])
-    return [outcomes[i] for i in range(len(items))]
+    ordered = [outcomes[i] for i in range(len(items))]
+    if batch_id and in_process is None:
+        write_outcomes(OutputStore(output_url), batch_id, chunk_index, ordered)
+    return ordered

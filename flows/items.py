@@ -5,6 +5,7 @@ Pure functions: no Prefect, no I/O beyond asking the report for dimension values
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from typing import Any
 
@@ -12,20 +13,44 @@ from reports import ParameterError, Report
 
 ALL = "*"  # in `over`, stands for every value of the dimension
 
+# Values resolved against the batch's as-of date, so a schedule can say "last month".
+RELATIVE = {
+    "month": {
+        "previous": lambda day: (day.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m"),
+        "current": lambda day: day.strftime("%Y-%m"),
+    },
+    "date": {
+        "yesterday": lambda day: (day - dt.timedelta(days=1)).isoformat(),
+        "today": lambda day: day.isoformat(),
+    },
+}
+
+
+def resolve_relative(report: Report, name: str, value: Any, as_of: dt.date) -> Any:
+    """`previous` (month), `yesterday` (date) and friends as concrete values; others as given."""
+    pspec = report.spec.parameters.get(name)
+    if pspec is None or not isinstance(value, str):
+        return value
+    resolver = RELATIVE.get(pspec.type, {}).get(value)
+    return resolver(as_of) if resolver else value
+
 
 def expand_items(
     report: Report,
     over: dict[str, list[Any] | str] | None = None,
     fixed: dict[str, Any] | None = None,
     items: list[dict[str, Any]] | None = None,
+    as_of: dt.date | None = None,
 ) -> list[dict[str, Any]]:
     """The batch's parameter sets, in a stable order.
 
     Either an explicit `items` list, or the cartesian product of the `over`
     dimensions (a list of values, or "*" for all), each merged with `fixed`.
     Items are not validated here: a bad item fails alone when it renders.
+    Relative values (`previous` month, `yesterday`) resolve against `as_of`.
     """
-    fixed = dict(fixed or {})
+    as_of = as_of or dt.date.today()
+    fixed = {k: resolve_relative(report, k, v, as_of) for k, v in (fixed or {}).items()}
     if items is not None:
         if over:
             raise ParameterError(
@@ -45,7 +70,14 @@ def expand_items(
             raise ParameterError(f"{report.name}: parameter '{dim}' is both fixed and batched over")
     axes = []
     for dim, values in over.items():
-        resolved = report.dimension_values(dim) if values == ALL else list(values)
+        if values == ALL:
+            resolved = report.dimension_values(dim)
+        elif isinstance(values, str):
+            raise ParameterError(
+                f"{report.name}: values for '{dim}' must be a list or \"*\", got {values!r}"
+            )
+        else:
+            resolved = [resolve_relative(report, dim, v, as_of) for v in values]
         if not resolved:
             raise ParameterError(f"{report.name}: no values to batch over for '{dim}'")
         axes.append([(dim, value) for value in resolved])

@@ -84,6 +84,14 @@ class BatchProgress:
             setattr(self, status, getattr(self, status) + 1)
         self._write(force=self.finished == self.total)
 
+    def set_counts(self, rendered: int, skipped: int, failed: int) -> None:
+        """Replace the counts (a batch whose chunks run elsewhere polls them)."""
+        with self._lock:
+            changed = (rendered, skipped, failed) != (self.rendered, self.skipped, self.failed)
+            self.rendered, self.skipped, self.failed = rendered, skipped, failed
+        if changed:
+            self._write(force=self.finished == self.total)
+
     def _write(self, force: bool) -> None:
         for listener in self.listeners:
             listener(self)

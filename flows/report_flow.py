@@ -20,6 +20,7 @@ from prefect.runtime import flow_run
 
 from flows.artifacts import artifact_key, publish_report_artifacts
 from flows.items import item_key
+from flows.limits import source_slot
 from flows.retry import TASK_RETRY_OPTIONS
 from reports import OutputStore, get_settings
 from reports.catalog import default_catalog
@@ -42,7 +43,8 @@ _stage = {"cache_policy": NO_CACHE, "persist_result": False, **TASK_RETRY_OPTION
 
 @task(name="load", **_stage)
 def load_stage(report: str, params: dict[str, Any]) -> LoadedData:
-    return load_data(default_catalog().get(report), params)
+    with source_slot(report):
+        return load_data(default_catalog().get(report), params)
 
 
 @task(name="build-context", **_stage)

@@ -9,7 +9,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The checkout this package runs from; var/ beside it holds data and outputs by default.
@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     )
     render_memory_mb: int = Field(
         default=2048, ge=256, description="Address-space cap of each render worker process."
+    )
+    failure_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="Slack/Teams-compatible webhook that hears about failed runs (a secret).",
     )
 
     @property

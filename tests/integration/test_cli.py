@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -155,3 +156,22 @@ def test_list_and_validate():
     validated = run_cli("validate", "carrier-monthly")
     assert validated.returncode == 0, validated.stderr
     assert validated.stdout.startswith("ok    carrier-monthly: sample carrier=AA month=2013-07")
+
+
+def test_worker_and_deploy_need_a_reachable_api():
+    for command in (["worker"], ["deploy"]):
+        result = run_cli(*command, env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
+        assert result.returncode == 2, command
+        assert result.stderr.strip() == (
+            "error: Prefect API at http://127.0.0.1:9/api is unreachable: is the server running?"
+        )
+
+
+def test_status_exit_codes(prefect_server):
+    down = run_cli("status", env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    assert down.returncode == 2
+    assert "DOWN" in down.stdout and "Traceback" not in down.stderr
+    up = run_cli("status", "--json")
+    payload = json.loads(up.stdout)
+    assert payload["api"]["ready"] is True
+    assert up.returncode == (0 if payload["ok"] else 1)

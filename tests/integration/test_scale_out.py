@@ -1,0 +1,127 @@
+"""Scale-out profile: a Prefect server on PostgreSQL and two workers share one batch.
+
+The batch runs from its deployment, so its chunks become separate flow runs that
+either worker may pick up; outputs go to one shared folder.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from deployments.prefect_server import PrefectServer, free_port
+from integration.helpers import child_flow_runs, flow_run_artifacts, pdf_text
+
+pytestmark = pytest.mark.postgres
+
+CARRIERS = [
+    "9E",
+    "AA",
+    "AS",
+    "B6",
+    "DL",
+    "EV",
+    "F9",
+    "FL",
+    "HA",
+    "MQ",
+    "UA",
+    "US",
+    "VX",
+    "WN",
+    "YV",
+    "OO",
+]
+MONTHS = ["2013-01", "2013-02", "2013-03", "2013-04"]
+
+
+def _start_worker(name: str, env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "deployments.cli",
+            "worker",
+            "--name",
+            name,
+            "--limit",
+            "2",
+            "--healthcheck-port",
+            str(free_port()),
+        ],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, 15)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+
+
+def test_two_workers_on_postgres_complete_a_64_item_batch(scratch_postgres_url, tmp_path):
+    from prefect.deployments import run_deployment
+
+    from deployments.deploy import deploy
+
+    database = scratch_postgres_url.replace("+psycopg2", "+asyncpg")
+    server = PrefectServer(home=tmp_path / "prefect", database_url=database)
+    server.start(timeout=240)
+    outputs = tmp_path / "shared-outputs"
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": server.api_url,
+        "REPORTRUNNER_OUTPUT_URL": str(outputs),
+        "REPORTRUNNER_MAX_PARALLEL": "1",
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+    }
+    workers = []
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            deploy()
+            workers = [_start_worker(name, env, tmp_path / f"{name}.log") for name in ("w1", "w2")]
+            run = run_deployment(
+                "batch/carrier-monthly-batch",
+                parameters={
+                    "report": "carrier-monthly",
+                    "over": {"carrier": CARRIERS, "month": MONTHS},
+                    "chunk_size": 8,
+                    "max_parallel": 1,
+                },
+                timeout=900,
+                poll_interval=3,
+            )
+            assert run.state.is_completed(), run.state.message
+
+            chunks = child_flow_runs(run.id)
+            assert len(chunks) == 8 and all(c.state.is_completed() for c in chunks)
+            progress = next(a for a in flow_run_artifacts(run.id) if a.type == "progress")
+            assert progress.data == 100
+            assert progress.description.startswith("64 of 64 done")
+    finally:
+        for worker in workers:
+            _stop(worker)
+        server.stop()
+
+    logs = {name: (tmp_path / f"{name}.log").read_text() for name in ("w1", "w2")}
+    for name, text in logs.items():
+        assert any(str(c.id) in text for c in chunks), f"worker {name} ran no chunk"
+    pdfs = sorted(outputs.rglob("*.pdf"))
+    assert len(pdfs) == 64
+    assert len({p.parent for p in pdfs}) == 64  # exactly one PDF per item folder
+    assert not list(outputs.rglob("*.tmp"))
+    pages, text = pdf_text(
+        outputs / "carrier-monthly/carrier=AA/month=2013-03/carrier-monthly_AA_2013-03.pdf"
+    )
+    assert pages >= 2 and "American Airlines" in text

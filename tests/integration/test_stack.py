@@ -1,0 +1,91 @@
+"""`reportrunner up`: the one-command local stack starts, renders the demo, and stops clean."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from deployments.prefect_server import free_port
+
+
+def _processes_with(marker: str) -> list[int]:
+    """PIDs whose environment contains `marker` (what `up` started carries its home)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _wait_for_line(process: subprocess.Popen, text: str, timeout: float) -> list[str]:
+    lines, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            assert process.poll() is None, "up exited early:\n" + "".join(lines)
+            continue
+        lines.append(line)
+        if text in line:
+            return lines
+    raise AssertionError(f"no {text!r} within {timeout} s:\n" + "".join(lines))
+
+
+def test_up_serves_everything_renders_the_demo_and_stops_clean(tmp_path):
+    home = tmp_path / "home"
+    ports = {"--port": free_port(), "--dashboard-port": free_port(), "--worker-port": free_port()}
+    env = {**os.environ, "REPORTRUNNER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    env.pop("PREFECT_API_URL", None)
+    command = [sys.executable, "-m", "deployments.cli", "up", "--demo-months", "1"]
+    for flag, port in ports.items():
+        command += [flag, str(port)]
+    up = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        lines = _wait_for_line(up, "running; press Ctrl-C", timeout=300)
+        output = "".join(lines)
+        ui = f"http://127.0.0.1:{ports['--port']}"
+        assert f"Prefect UI:  {ui}" in output
+        assert f"Dashboard:   http://127.0.0.1:{ports['--dashboard-port']}" in output
+        assert httpx.get(f"{ui}/api/health").status_code == 200
+        dashboard = f"http://127.0.0.1:{ports['--dashboard-port']}/_stcore/health"
+        assert httpx.get(dashboard).text == "ok"
+        run_id = next(line for line in lines if "demo batch:" in line).rsplit("/", 1)[-1].strip()
+
+        deadline = time.monotonic() + 400
+        state = None
+        while time.monotonic() < deadline:
+            state = httpx.get(f"{ui}/api/flow_runs/{run_id}").json()["state"]
+            if state["type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+                break
+            time.sleep(3)
+        assert state and state["type"] == "COMPLETED", state
+        assert len(list((home / "outputs" / "carrier-monthly").rglob("*.pdf"))) == 16
+        assert _processes_with(f"REPORTRUNNER_HOME={home}")  # server, worker, dashboard
+
+        started = time.monotonic()
+        up.send_signal(signal.SIGTERM)
+        up.wait(20)
+        assert time.monotonic() - started < 15
+        assert up.returncode == 0
+        time.sleep(1)
+        assert _processes_with(f"REPORTRUNNER_HOME={home}") == [], "processes left behind"
+        for port in ports.values():
+            with socket.socket() as probe:
+                assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
+    finally:
+        if up.poll() is None:
+            up.kill()
+        for pid in _processes_with(f"REPORTRUNNER_HOME={home}"):
+            os.kill(pid, signal.SIGKILL)
