@@ -392,15 +392,18 @@ def _late_runs(client: Any, cutoff: datetime) -> tuple[int, list]:
         state=FlowRunFilterState(name=FlowRunFilterStateName(any_=["Late"])),
         next_scheduled_start_time=FlowRunFilterNextScheduledStartTime(before_=cutoff),
     )
+    return _count_and_examples(client, flow_runs, FlowRunSort.EXPECTED_START_TIME_ASC)
+
+
+def _count_and_examples(client: Any, flow_runs: Any, sort: Any) -> tuple[int, list]:
+    """A server-side count, and a few examples only when there is something to show."""
     count = client.count_flow_runs(flow_run_filter=flow_runs)
-    runs = (
-        client.read_flow_runs(
-            flow_run_filter=flow_runs, sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=_EXAMPLES
-        )
+    examples = (
+        client.read_flow_runs(flow_run_filter=flow_runs, sort=sort, limit=_EXAMPLES)
         if count
         else []
     )
-    return count, runs
+    return count, examples
 
 
 def _failed_runs(client: Any, since: datetime) -> tuple[int, list]:
@@ -419,15 +422,7 @@ def _failed_runs(client: Any, since: datetime) -> tuple[int, list]:
         ),
         end_time=FlowRunFilterEndTime(after_=since),
     )
-    count = client.count_flow_runs(flow_run_filter=flow_runs)
-    runs = (
-        client.read_flow_runs(
-            flow_run_filter=flow_runs, sort=FlowRunSort.END_TIME_DESC, limit=_EXAMPLES
-        )
-        if count
-        else []
-    )
-    return count, runs
+    return _count_and_examples(client, flow_runs, FlowRunSort.END_TIME_DESC)
 
 
 def _examples(client: Any, late: list, failed: list) -> tuple[list, list]:

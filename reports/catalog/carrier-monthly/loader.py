@@ -8,7 +8,18 @@ from reports.charts import bar_chart
 from reports.tables import Table
 
 SAMPLE = {"carrier": "AA", "month": "2013-07"}
-ON_TIME_MINUTES = 15  # the US DOT definition: arriving less than 15 minutes late
+ON_TIME_MINUTES = 15
+_DAY_COLUMNS = {
+    "date": "Date",
+    "flights": "Flights",
+    "cancelled": "Cancelled",
+    "mean_dep_delay": "Mean dep. delay (min)",
+    "mean_arr_delay": "Mean arr. delay (min)",
+}
+_DAY_FORMATS = {
+    "mean_dep_delay": ".1f",
+    "mean_arr_delay": ".1f",
+}  # the US DOT definition: arriving less than 15 minutes late
 
 
 def load(params, source):
@@ -126,27 +137,15 @@ def build_context(data, params):
             "worst_days",
             worst,
             "Worst days by mean departure delay",
-            columns={
-                "date": "Date",
-                "flights": "Flights",
-                "cancelled": "Cancelled",
-                "mean_dep_delay": "Mean dep. delay (min)",
-                "mean_arr_delay": "Mean arr. delay (min)",
-            },
-            formats={"mean_dep_delay": ".1f", "mean_arr_delay": ".1f"},
+            columns=_DAY_COLUMNS,
+            formats=_DAY_FORMATS,
         ),
         "daily": Table(
             "daily",
             days,
             "Every day of the month",
-            columns={
-                "date": "Date",
-                "flights": "Flights",
-                "cancelled": "Cancelled",
-                "mean_dep_delay": "Mean dep. delay (min)",
-                "mean_arr_delay": "Mean arr. delay (min)",
-            },
-            formats={"mean_dep_delay": ".1f", "mean_arr_delay": ".1f"},
+            columns=_DAY_COLUMNS,
+            formats=_DAY_FORMATS,
         ),
     }
 
