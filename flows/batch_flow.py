@@ -32,7 +32,7 @@ from prefect.client.schemas.filters import (
     TaskRunFilterState,
     TaskRunFilterStateType,
 )
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.objects import StateType, WorkerStatus
 from prefect.deployments import run_deployment
 from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, Failed
@@ -86,7 +86,7 @@ def batch(
     parallel = max_parallel or settings.max_parallel
     chunks = split_chunks(expanded, chunk_size or settings.chunk_size)
     output_url = settings.resolved_output_url
-    remote = chunk_runs == "deployment" or (chunk_runs == "auto" and deployment.id)
+    remote = _spread_over_workers(chunk_runs, len(chunks))
     logger.info(
         "%s: %d items in %d chunk(s) %s, %d render processes each, outputs in %s",
         report,
@@ -108,6 +108,26 @@ def batch(
     run = _run_chunks_on_workers if remote else _run_chunks_here
     outcomes = run(report, chunks, output_url, parallel, force, batch_id, progress)
     return _summarize(report, outcomes, progress, output_url, logger)
+
+
+def _spread_over_workers(chunk_runs: ChunkRuns, chunks: int) -> bool:
+    """Run chunks as flow runs on workers only where that can be faster.
+
+    Each chunk flow run costs a worker several seconds to start a process, which
+    only pays off when another worker can take chunks in parallel. So "auto"
+    spreads a batch that runs from a deployment when its pool has two or more
+    online workers, and renders in this process otherwise.
+    """
+    if chunk_runs != "auto":
+        return chunk_runs == "deployment"
+    if not deployment.id or chunks < 2:
+        return False
+    with get_client(sync_client=True) as client:
+        pool = client.read_flow_run(flow_run.id).work_pool_name
+        if not pool:
+            return False
+        workers = client.read_workers_for_work_pool(pool)
+    return sum(worker.status == WorkerStatus.ONLINE for worker in workers) >= 2
 
 
 def _run_chunks_here(report, chunks, output_url, parallel, force, batch_id, progress):

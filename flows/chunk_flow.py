@@ -26,7 +26,7 @@ from flows.items import item_key
 from flows.limits import source_slot
 from flows.progress import BatchProgress, lookup
 from flows.retry import TASK_RETRY_OPTIONS
-from reports import OutputStore, ReportError, get_settings
+from reports import OutputStore, ReportError, get_settings, jobs
 
 # How batches find this flow when they spread chunks over workers (see prefect.yaml).
 CHUNK_DEPLOYMENT = "render-chunk/render-chunk"
@@ -36,12 +36,14 @@ CHUNK_DEPLOYMENT = "render-chunk/render-chunk"
 def plan_chunk(
     report: str, items: list[dict[str, Any]], output_url: str, parallel: int
 ) -> list[bool]:
-    """For each item: are its outputs present and made from the same inputs?"""
-    futures = [
-        render_pool.submit(parallel, render_pool.is_item_current, report, item, output_url)
-        for item in items
-    ]
-    return [future.result() for future in futures]
+    """For each item: are its outputs present and made from the same inputs?
+
+    Checked here, not in the render pool: a check is a cached-data lookup and a
+    manifest read, and an unchanged batch then never waits for render processes.
+    Meanwhile the pool starts in the background, ready for what must render.
+    """
+    render_pool.warm_up(parallel)
+    return [jobs.is_item_current(report, item, output_url) for item in items]
 
 
 @task(name="render-item", cache_policy=NO_CACHE, persist_result=False, **TASK_RETRY_OPTIONS)
@@ -50,7 +52,7 @@ def render_item(
 ) -> dict[str, Any]:
     with source_slot(report):
         return render_pool.submit(
-            parallel, render_pool.render_item, report, params, output_url, force
+            parallel, jobs.render_item, report, params, output_url, force
         ).result()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,20 @@ def _start_worker(name: str, env: dict[str, str], log: Path) -> subprocess.Popen
     )
 
 
+def _wait_until_online(count: int, timeout: float = 60) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.objects import WorkerStatus
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            workers = client.read_workers_for_work_pool("reports")
+            if sum(w.status == WorkerStatus.ONLINE for w in workers) >= count:
+                return
+            time.sleep(1)
+    raise AssertionError(f"fewer than {count} workers online after {timeout} s")
+
+
 def _stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         os.killpg(process.pid, 15)
@@ -91,6 +106,7 @@ def test_two_workers_on_postgres_complete_a_64_item_batch(scratch_postgres_url, 
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             deploy()
             workers = [_start_worker(name, env, tmp_path / f"{name}.log") for name in ("w1", "w2")]
+            _wait_until_online(2)  # with two workers, "auto" spreads the chunks
             run = run_deployment(
                 "batch/carrier-monthly-batch",
                 parameters={
