@@ -1,23 +1,43 @@
-"""reportrunner dashboard (placeholder until the dashboard work lands).
+"""reportrunner dashboard: `streamlit run dashboard/app.py` (`reportrunner up` starts it).
 
-Shows where to look today: the Prefect UI for runs and artifacts, and the output
-folder for the PDFs.
+Everything shown comes from the Prefect API at PREFECT_API_URL through
+`dashboard.api`; the pages live in `dashboard/views/`.
 """
 
 from __future__ import annotations
 
-import os
+import sys
+from pathlib import Path
 
-import streamlit as st
+_ROOT = Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the path
+    sys.path.insert(0, str(_ROOT))
+
+import streamlit as st  # noqa: E402
+
+from dashboard import controls  # noqa: E402
+
+_LOCAL = {"127.0.0.1", "localhost", "::1"}
 
 st.set_page_config(page_title="reportrunner", page_icon="📄", layout="wide")
-st.title("reportrunner")
-api_url = os.environ.get("PREFECT_API_URL", "")
-ui_url = api_url.removesuffix("/api") if api_url else None
-st.info(
-    "The reportrunner dashboard is being built. Until then, follow runs, progress and "
-    "outputs in the Prefect UI."
+navigation = st.navigation(
+    [
+        st.Page("views/overview.py", title="Overview", icon="📊", default=True),
+        st.Page("views/runs.py", title="Runs", icon="📋", url_path="runs"),
+    ]
 )
-if ui_url:
-    st.link_button("Open the Prefect UI", ui_url)
-st.caption(f"Outputs: {os.environ.get('REPORTRUNNER_OUTPUT_URL', 'var/outputs')}")
+controls.sidebar()
+with st.sidebar:
+    address = st.get_option("server.address")
+    if address in _LOCAL:
+        st.caption(
+            f"🔒 No sign-in is configured: the dashboard listens on {address} only, "
+            "so only this machine can open it."
+        )
+    else:
+        st.warning(
+            "No sign-in is configured, yet the dashboard may listen on every network "
+            "interface. Start it with `reportrunner up` or `--server.address 127.0.0.1`.",
+            icon="⚠️",
+        )
+navigation.run()

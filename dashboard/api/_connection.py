@@ -1,0 +1,152 @@
+"""The dashboard's connection to the Prefect API: configuration, call counting, errors.
+
+`connect()` opens one short-lived `Api` per page refresh. It talks to the URL in
+`PREFECT_API_URL` (the environment first, then the active Prefect profile), sends
+`PREFECT_API_AUTH_STRING` (basic auth) or `PREFECT_API_KEY` when set, never starts
+Prefect's throw-away ephemeral server, and counts every HTTP request it makes, so
+a test can prove that a refresh costs a bounded number of calls.
+
+Any transport or HTTP failure leaves the query functions as `ApiUnavailable`, whose
+message is one line without credentials: the page shows it in a banner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+_MESSAGE_CHARS = 200
+
+
+class ApiUnavailable(Exception):
+    """The Prefect API could not answer; the message is one line, safe to show."""
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    url: str
+    auth_string: str | None = field(default=None, repr=False)
+    api_key: str | None = field(default=None, repr=False)
+    timeout_s: float = 5.0
+
+    @classmethod
+    def from_env(cls, timeout_s: float = 5.0) -> ApiConfig:
+        """The environment wins over the Prefect profile (the dashboard runs with `up`'s env)."""
+        from prefect.settings import get_current_settings
+
+        api = get_current_settings().api
+        url = os.environ.get("PREFECT_API_URL") or api.url or ""
+        auth = os.environ.get("PREFECT_API_AUTH_STRING") or _secret(api.auth_string)
+        key = os.environ.get("PREFECT_API_KEY") or _secret(api.key)
+        return cls(url=url.rstrip("/"), auth_string=auth, api_key=key, timeout_s=timeout_s)
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without user info or query, fit for a banner."""
+        return safe_url(self.url)
+
+
+class Api:
+    """One open connection: a Prefect sync client plus a count of HTTP requests sent."""
+
+    def __init__(self, config: ApiConfig) -> None:
+        from prefect.client.orchestration import SyncPrefectClient
+
+        self.config = config
+        self.calls = 0
+        self.client = SyncPrefectClient(
+            config.url,
+            auth_string=config.auth_string,
+            api_key=config.api_key,
+            httpx_settings={
+                "timeout": config.timeout_s,
+                "event_hooks": {"request": [self._count]},
+            },
+        )
+
+    def _count(self, request: httpx.Request) -> None:
+        self.calls += 1
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        """A raw POST for endpoints the client has no method for; the JSON answer."""
+        response = self.client.request("POST", path, json=body)  # type: ignore[arg-type]
+        response.raise_for_status()
+        return response.json()
+
+    @contextlib.contextmanager
+    def guard(self, what: str) -> Iterator[None]:
+        """Turn whatever the API or the network raises into `ApiUnavailable`."""
+        try:
+            yield
+        except ApiUnavailable:
+            raise
+        except Exception as exc:
+            log.warning("dashboard: reading %s from %s failed", what, self.config.safe_url)
+            log.debug("dashboard: traceback", exc_info=True)
+            raise ApiUnavailable(self.message(what, exc)) from exc
+
+    def message(self, what: str, exc: BaseException) -> str:
+        text = f"Prefect API at {self.config.safe_url} failed while reading {what}: "
+        text += describe(exc)
+        for secret in (self.config.auth_string, self.config.api_key, self.config.url):
+            if secret and secret != self.config.safe_url:
+                text = text.replace(secret, "***")
+        return one_line(text) or ""
+
+
+@contextlib.contextmanager
+def connect(config: ApiConfig | None = None) -> Iterator[Api]:
+    """An `Api` for one refresh; raises `ApiUnavailable` when no URL is configured."""
+    config = config or ApiConfig.from_env()
+    if not config.url:
+        raise ApiUnavailable("Prefect API not configured: PREFECT_API_URL is not set")
+    if urlsplit(config.url).scheme not in ("http", "https"):
+        raise ApiUnavailable(f"PREFECT_API_URL is not an http(s) URL: {config.safe_url}")
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    api = Api(config)
+    # A page must not hang for a minute of back-off: retry a failed request once only.
+    with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 1}), api.client:
+        yield api  # opening sends nothing; each query guards its own calls
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, httpx.HTTPStatusError):
+        request = exc.request
+        return f"{request.method} {request.url.path} answered HTTP {exc.response.status_code}"
+    text = one_line(str(exc)) or ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def one_line(text: str | None, limit: int = _MESSAGE_CHARS) -> str | None:
+    if not text:
+        return text
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def safe_url(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "<invalid URL>"
+    host = parts.hostname or ""
+    netloc = f"{host}:{port}" if port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _secret(value: Any) -> str | None:
+    if value is None:
+        return None
+    getter = getattr(value, "get_secret_value", None)
+    return getter() if getter else str(value) or None

@@ -1,0 +1,176 @@
+"""What the query layer returns: plain, typed, picklable values (fit for `st.cache_data`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+
+@dataclass(frozen=True)
+class Window:
+    """A time window [start, end); `previous` is the window of the same length before it."""
+
+    end: datetime
+    length: timedelta
+
+    @classmethod
+    def last(cls, length: timedelta = timedelta(hours=24), now: datetime | None = None) -> Window:
+        return cls(end=now or datetime.now(UTC), length=length)
+
+    @property
+    def start(self) -> datetime:
+        return self.end - self.length
+
+    @property
+    def previous(self) -> Window:
+        return Window(end=self.start, length=self.length)
+
+
+@dataclass(frozen=True)
+class PoolHealth:
+    name: str
+    type: str
+    status: str  # READY / NOT_READY / PAUSED
+    needs_worker: bool  # push and managed pools run without workers
+    online_workers: int | None  # None: not counted (too many pools for one refresh)
+
+
+@dataclass(frozen=True)
+class Health:
+    api_ok: bool
+    api_url: str
+    checked_at: datetime
+    pools: list[PoolHealth]
+    late_runs: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def workers_online(self) -> int | None:
+        counts = [p.online_workers for p in self.pools if p.needs_worker]
+        return None if any(c is None for c in counts) else sum(c or 0 for c in counts)
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    """Flow runs expected to start in one window, by the state they are in now."""
+
+    window: Window
+    running: int
+    queued: int  # Scheduled (incl. Late) and Pending
+    completed: int
+    failed: int  # Failed and Crashed
+    cancelled: int
+    total: int
+    median_duration_s: float | None  # of the latest ≤ 200 completed runs
+    duration_sample: int  # how many runs the median is taken over
+
+    @property
+    def success_rate(self) -> float | None:
+        """Completed / (completed + failed); None when nothing finished."""
+        finished = self.completed + self.failed
+        return None if finished == 0 else self.completed / finished
+
+
+@dataclass(frozen=True)
+class Kpis:
+    current: WindowStats
+    previous: WindowStats
+
+
+@dataclass(frozen=True)
+class HistoryBucket:
+    start: datetime
+    end: datetime
+    counts: dict[str, int]  # state type (COMPLETED, FAILED, …) → runs
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """A running batch and what its progress artifact says."""
+
+    run_id: str
+    name: str
+    report: str | None
+    state: str
+    started_at: datetime | None
+    elapsed_s: float | None
+    percent: float | None  # None: no progress artifact yet
+    done: int | None
+    total: int | None
+    unchanged: int | None
+    failed: int | None
+    eta: str | None  # "3 min 05 s", "pending"; None when unknown
+    description: str | None  # the artifact's text as written
+
+
+@dataclass(frozen=True)
+class ActiveBatches:
+    batches: list[BatchProgress]
+    total: int  # running batches; more than len(batches) when the list was cut
+
+
+@dataclass(frozen=True)
+class Overview:
+    window: Window
+    health: Health
+    kpis: Kpis
+    batches: ActiveBatches
+    history: list[HistoryBucket]
+    calls: int  # HTTP requests this refresh made
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    """Filters of the runs page; every one is applied by the server."""
+
+    flows: tuple[str, ...] = ()
+    deployments: tuple[str, ...] = ()
+    state_types: tuple[str, ...] = ()  # COMPLETED, FAILED, RUNNING, …
+    work_pools: tuple[str, ...] = ()
+    work_queues: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()  # runs must carry all of them
+    search: str = ""  # part of the run name, e.g. a business key "carrier=AA"
+    since: datetime | None = None  # expected start time
+    until: datetime | None = None
+    offset: int = 0
+    limit: int = 50  # at most 200
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: str
+    name: str
+    flow: str | None
+    deployment: str | None
+    state_type: str
+    state_name: str
+    message: str | None
+    expected_start: datetime | None
+    start: datetime | None
+    end: datetime | None
+    duration_s: float | None
+    work_pool: str | None
+    work_queue: str | None
+    tags: list[str]
+    parameters: dict
+    progress: float | None  # percent from the run's latest progress artifact
+
+
+@dataclass(frozen=True)
+class RunsPage:
+    rows: list[RunRow]
+    total: int  # runs matching the filters, counted by the server
+    offset: int
+    limit: int
+
+    @property
+    def has_next(self) -> bool:
+        return self.offset + len(self.rows) < self.total
+
+
+@dataclass(frozen=True)
+class FilterChoices:
+    flows: list[str]
+    deployments: list[str]
+    work_pools: list[str]
+    work_queues: list[str]

@@ -1,0 +1,314 @@
+"""The overview's queries: health, KPIs with the previous window, runs over time, batches.
+
+API calls per `overview()`, whatever the number of runs (see `MAX_CALLS`):
+1 health check, 1 work pools, ≤ `MAX_WORKER_POOLS` online-worker lists, 1 late-run
+count, 1 CSRF token (the client fetches one before its first POST), 1 run history
+(both windows, by state, in buckets), 2 duration samples (this window and the
+previous one), 1 running batches (+1 count when the list is cut), 1 progress
+artifacts (only when a batch runs).
+"""
+
+from __future__ import annotations
+
+import statistics
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dashboard.api._connection import Api, ApiUnavailable
+from dashboard.api._models import (
+    ActiveBatches,
+    BatchProgress,
+    Health,
+    HistoryBucket,
+    Kpis,
+    Overview,
+    PoolHealth,
+    Window,
+    WindowStats,
+)
+from dashboard.api._progress import parse_progress
+
+PAGE = 200  # the API's largest page
+MAX_WORKER_POOLS = 4  # pools whose online workers are counted in one refresh
+MAX_BATCHES = 20  # running batches shown
+HISTORY_BUCKETS = 24  # per window
+LATE_AFTER = timedelta(seconds=60)
+BATCH_FLOW = "batch"
+MAX_CALLS = 1 + 1 + MAX_WORKER_POOLS + 1 + 1 + 1 + 2 + 2 + 1  # = 14
+
+_QUEUED = ("SCHEDULED", "PENDING")
+_FAILED = ("FAILED", "CRASHED")
+
+
+def overview(api: Api, window: Window) -> Overview:
+    """Everything the overview page shows, in at most `MAX_CALLS` API calls."""
+    health_now = health(api)
+    history = run_history(api, window.previous.start, window.end, window.length / HISTORY_BUCKETS)
+    return Overview(
+        window=window,
+        health=health_now,
+        kpis=kpis(api, window, history),
+        batches=active_batches(api),
+        history=history,
+        calls=api.calls,
+    )
+
+
+def health(api: Api) -> Health:
+    """API reachable, work pools with status and online workers, late runs."""
+    error = api.client.api_healthcheck()  # returns the error instead of raising
+    if error is not None:
+        raise ApiUnavailable(api.message("the health check", error))
+    now = datetime.now(UTC)
+    notes: list[str] = []
+    with api.guard("work pools"):
+        pools = sorted(api.client.read_work_pools(limit=PAGE), key=lambda p: p.name)
+        if len(pools) >= PAGE:
+            notes.append(f"only the first {PAGE} work pools are shown")
+        counted = 0
+        result = []
+        for pool in pools:
+            needs_worker = not (pool.is_push_pool or pool.is_managed_pool)
+            online = None
+            if needs_worker and counted < MAX_WORKER_POOLS:
+                online = _online_workers(api, pool.name)
+                counted += 1
+            result.append(
+                PoolHealth(
+                    name=pool.name,
+                    type=pool.type,
+                    status=_word(pool.status) or ("PAUSED" if pool.is_paused else "NOT_READY"),
+                    needs_worker=needs_worker,
+                    online_workers=online,
+                )
+            )
+        if counted == MAX_WORKER_POOLS and any(p.online_workers is None for p in result):
+            notes.append(f"workers are counted for the first {MAX_WORKER_POOLS} pools only")
+    with api.guard("late runs"):
+        late = api.client.count_flow_runs(flow_run_filter=_late_filter(now - LATE_AFTER))
+    return Health(
+        api_ok=True,
+        api_url=api.config.safe_url,
+        checked_at=now,
+        pools=result,
+        late_runs=late,
+        notes=notes,
+    )
+
+
+def run_history(
+    api: Api, start: datetime, end: datetime, interval: timedelta
+) -> list[HistoryBucket]:
+    """Flow runs by expected start time in buckets of `interval`, by current state type."""
+    body = {
+        "history_start": start.isoformat(),
+        "history_end": end.isoformat(),
+        "history_interval_seconds": max(1.0, interval.total_seconds()),
+    }
+    with api.guard("run history"):
+        rows = api.post("/flow_runs/history", body)
+        buckets = []
+        for row in rows:
+            counts: dict[str, int] = {}
+            for state in row.get("states") or []:
+                kind = str(state.get("state_type") or "UNKNOWN")
+                counts[kind] = counts.get(kind, 0) + int(state.get("count_runs") or 0)
+            buckets.append(
+                HistoryBucket(
+                    start=_parse_time(row["interval_start"]),
+                    end=_parse_time(row["interval_end"]),
+                    counts=counts,
+                )
+            )
+    return buckets
+
+
+def kpis(api: Api, window: Window, history: list[HistoryBucket] | None = None) -> Kpis:
+    """This window against the previous one (counts from the server's run history)."""
+    if history is None:
+        history = run_history(
+            api, window.previous.start, window.end, window.length / HISTORY_BUCKETS
+        )
+    return Kpis(
+        current=_window_stats(api, window, history),
+        previous=_window_stats(api, window.previous, history),
+    )
+
+
+def active_batches(api: Api, limit: int = MAX_BATCHES) -> ActiveBatches:
+    """Running `batch` flow runs, newest first, with their progress artifacts read."""
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterType,
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import ArtifactSort, FlowRunSort
+
+    flows = FlowFilter(name=FlowFilterName(any_=[BATCH_FLOW]))
+    running = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))
+    )
+    with api.guard("running batches"):
+        runs = api.client.read_flow_runs(
+            flow_filter=flows,
+            flow_run_filter=running,
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=min(limit, PAGE),
+        )
+        total = len(runs)
+        if total >= limit:
+            total = api.client.count_flow_runs(flow_filter=flows, flow_run_filter=running)
+    artifacts: dict[Any, Any] = {}
+    if runs:
+        with api.guard("batch progress"):
+            found = api.client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[r.id for r in runs]),
+                    type=ArtifactFilterType(any_=["progress"]),
+                ),
+                sort=ArtifactSort.UPDATED_DESC,
+                limit=PAGE,
+            )
+        for artifact in found:  # newest first: keep the first per run
+            artifacts.setdefault(artifact.flow_run_id, artifact)
+    now = datetime.now(UTC)
+    batches = []
+    for run in runs:
+        artifact = artifacts.get(run.id)
+        parsed = parse_progress(
+            artifact.data if artifact else None, artifact.description if artifact else None
+        )
+        started = _utc(run.start_time) if run.start_time else None
+        batches.append(
+            BatchProgress(
+                run_id=str(run.id),
+                name=run.name,
+                report=(run.parameters or {}).get("report"),
+                state=run.state_name or "Running",
+                started_at=started,
+                elapsed_s=(now - started).total_seconds() if started else None,
+                percent=parsed.percent,
+                done=parsed.done,
+                total=parsed.total,
+                unchanged=parsed.unchanged,
+                failed=parsed.failed,
+                eta=parsed.eta,
+                description=artifact.description if artifact else None,
+            )
+        )
+    return ActiveBatches(batches=batches, total=total)
+
+
+# ---- helpers --------------------------------------------------------------------------
+
+
+def _online_workers(api: Api, pool: str) -> int:
+    from prefect.client.schemas.filters import WorkerFilter, WorkerFilterStatus
+
+    workers = api.client.read_workers_for_work_pool(
+        pool, worker_filter=WorkerFilter(status=WorkerFilterStatus(any_=["ONLINE"])), limit=PAGE
+    )
+    return len(workers)
+
+
+def _late_filter(cutoff: datetime) -> Any:
+    """State Late, or still waiting to start past `cutoff` (as `reportrunner status`)."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterNextScheduledStartTime,
+        FlowRunFilterState,
+        FlowRunFilterStateName,
+    )
+    from prefect.client.schemas.filters import Operator as FilterOperator
+
+    return FlowRunFilter(
+        operator=FilterOperator.or_,
+        state=FlowRunFilterState(name=FlowRunFilterStateName(any_=["Late"])),
+        next_scheduled_start_time=FlowRunFilterNextScheduledStartTime(before_=cutoff),
+    )
+
+
+def _window_stats(api: Api, window: Window, history: list[HistoryBucket]) -> WindowStats:
+    counts: dict[str, int] = {}
+    for bucket in history:
+        middle = bucket.start + (bucket.end - bucket.start) / 2
+        if window.start <= middle < window.end:
+            for kind, n in bucket.counts.items():
+                counts[kind] = counts.get(kind, 0) + n
+    durations = _completed_durations(api, window)
+    return WindowStats(
+        window=window,
+        running=counts.get("RUNNING", 0) + counts.get("CANCELLING", 0),
+        queued=sum(counts.get(k, 0) for k in _QUEUED),
+        completed=counts.get("COMPLETED", 0),
+        failed=sum(counts.get(k, 0) for k in _FAILED),
+        cancelled=counts.get("CANCELLED", 0),
+        total=sum(counts.values()),
+        median_duration_s=statistics.median(durations) if durations else None,
+        duration_sample=len(durations),
+    )
+
+
+def _completed_durations(api: Api, window: Window) -> list[float]:
+    """Run times of the latest ≤ 200 completed runs of the window (light rows, one call)."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    flow_runs = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED])),
+        expected_start_time=FlowRunFilterExpectedStartTime(
+            after_=window.start, before_=window.end - timedelta(microseconds=1)
+        ),
+    )
+    body = {
+        "flow_runs": flow_runs.model_dump(mode="json", exclude_unset=True),
+        "sort": "EXPECTED_START_TIME_DESC",
+        "limit": PAGE,
+    }
+    with api.guard("run durations"):
+        rows = api.post("/ui/flow_runs/history", body)
+        return [d for d in (_seconds(row.get("duration")) for row in rows) if d is not None]
+
+
+def _seconds(value: Any) -> float | None:
+    """A duration as the API sends it: seconds, or ISO 8601 ("PT1.5S")."""
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        pass
+    from pydantic import TypeAdapter
+
+    try:
+        return TypeAdapter(timedelta).validate_python(value).total_seconds()
+    except Exception:
+        return None
+
+
+def _parse_time(value: Any) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return _utc(moment)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _word(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))

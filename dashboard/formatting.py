@@ -1,0 +1,63 @@
+"""Words and icons for states, durations and times: status is never told by colour alone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+STATE_ICONS = {
+    "COMPLETED": "✅",
+    "FAILED": "❌",
+    "CRASHED": "💥",
+    "RUNNING": "▶️",
+    "PENDING": "⏳",
+    "SCHEDULED": "🕒",
+    "PAUSED": "⏸️",
+    "CANCELLING": "⏹️",
+    "CANCELLED": "🚫",
+}
+STATE_TYPES = list(STATE_ICONS)
+
+POOL_ICONS = {"READY": "✅", "NOT_READY": "⚠️", "PAUSED": "⏸️"}
+
+
+def state_label(state_type: str, name: str | None = None) -> str:
+    """'❌ Failed', '🕒 Late': icon of the type, then the state's own name."""
+    icon = STATE_ICONS.get(state_type.upper(), "❔")
+    return f"{icon} {name or state_type.capitalize()}"
+
+
+def pool_label(status: str) -> str:
+    return f"{POOL_ICONS.get(status, '❔')} {status.replace('_', ' ')}"
+
+
+def duration(seconds: float | None) -> str:
+    """'850 ms', '42 s', '3 min 05 s', '2 h 07 min', or '–' when unknown."""
+    if seconds is None:
+        return "–"
+    if seconds < 1:
+        return f"{round(seconds * 1000)} ms"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def percent(value: float | None, digits: int = 0) -> str:
+    return "–" if value is None else f"{100 * value:.{digits}f} %"
+
+
+def clock(moment: datetime | None) -> str:
+    """'2025-03-04 13:05 UTC'."""
+    if moment is None:
+        return "–"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def window_label(hours: float) -> str:
+    if hours < 48:
+        return f"last {hours:g} h"
+    return f"last {hours / 24:g} d"
