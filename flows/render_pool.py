@@ -12,6 +12,7 @@ which keep fonts, parsed CSS and data warm between items.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -42,7 +43,7 @@ def _pool_for(size: int) -> ProcessPoolExecutor:
                 max_workers=size,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=jobs.start_render_process,
-                initargs=(get_settings().render_memory_mb,),
+                initargs=(get_settings().render_memory_mb, os.getpid()),
             )
             _pool_size = size
         return _pool

@@ -6,6 +6,8 @@ Python, no Prefect, so a render process starts quickly.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from typing import Any
 
@@ -16,9 +18,22 @@ from reports.settings import get_settings
 from reports.store import OutputStore
 
 
-def start_render_process(memory_mb: int) -> None:
-    """Process-pool initializer: cap this process's memory."""
+def start_render_process(memory_mb: int, parent: int) -> None:
+    """Process-pool initializer: cap this process's memory, and die with the batch.
+
+    A batch process killed with SIGKILL cannot stop its render processes; without the
+    watch they would live on as orphans, rendering items nobody waits for.
+    """
     cap_process_memory(memory_mb)
+    # `parent` comes from the batch process itself: if it died while this process was
+    # still starting, getppid() already names another process and the watch exits.
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def ready() -> None:
@@ -30,11 +45,11 @@ def is_item_current(report_name: str, params: dict[str, Any], output_url: str) -
     try:
         report = default_catalog().get(report_name)
         typed = report.validate(params)
+        store = OutputStore(output_url)
+        if store.read_manifest(store.item_dir(report.name, typed)) is None:
+            return False  # never rendered: no need to load its data to know
         data = load_data(report, typed)
-        return (
-            is_current(OutputStore(output_url), report, typed, fingerprint(report, typed, data))
-            is not None
-        )
+        return is_current(store, report, typed, fingerprint(report, typed, data)) is not None
     except Exception:
         return False  # anything odd: let the render step decide and report it
 

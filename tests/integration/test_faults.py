@@ -1,0 +1,141 @@
+"""Faults on real processes: a batch killed repeatedly, and a flaky data source.
+
+Each batch runs as `reportrunner batch` in its own process, the way an operator or
+a worker runs it, against the session's Prefect server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from uuid import UUID
+
+from integration.helpers import child_flow_runs, pdf_text, task_runs_of
+
+CARRIERS = "AA,DL,UA,B6"
+MONTHS = "2013-01,2013-02,2013-03,2013-04,2013-05,2013-06"
+
+
+def _batch_command(report: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "deployments.cli",
+        "batch",
+        report,
+        "--over",
+        f"carrier={CARRIERS}",
+        "--over",
+        f"month={MONTHS}",
+        "--chunk-size",
+        "8",
+    ]
+
+
+def _complete_items(root: Path) -> dict[str, str]:
+    """Item folder → manifest creation time, for items whose manifest matches its files."""
+    complete = {}
+    for manifest_path in root.rglob("manifest.json"):
+        manifest = json.loads(manifest_path.read_text())
+        for entry in manifest["files"]:
+            data = (root / entry["path"]).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["path"]
+        complete[manifest["item_dir"]] = manifest["created_at"]
+    return complete
+
+
+def _wait_for_children_to_exit(pid_marker: str, timeout: float = 30) -> None:
+    """Render processes of a killed batch notice their parent is gone and exit."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [
+            p for p in Path("/proc").iterdir() if p.name.isdigit() and _environ_has(p, pid_marker)
+        ]
+        if not alive:
+            return
+        time.sleep(0.5)
+    commands = [
+        (p / "cmdline").read_bytes().replace(b"\0", b" ")[:80]
+        + b" | "
+        + b" ".join(
+            line.encode()
+            for line in (p / "status").read_text().splitlines()
+            if line.startswith(("PPid", "State", "Threads"))
+        )
+        for p in alive
+    ]
+    raise AssertionError(f"render processes outlived their killed batch: {commands}")
+
+
+def _environ_has(proc: Path, marker: str) -> bool:
+    try:
+        return marker.encode() in (proc / "environ").read_bytes()
+    except OSError:
+        return False
+
+
+def test_batch_killed_three_times_then_rerun_loses_and_duplicates_nothing(output_root: Path):
+    rng = random.Random(20261128)
+    marker = f"REPORTRUNNER_FAULT_RUN={rng.random()}"
+    env = {**os.environ, marker.split("=")[0]: marker.split("=")[1]}
+    completed_before_rerun: dict[str, str] = {}
+    for kill in range(3):
+        batch = subprocess.Popen(
+            _batch_command("carrier-monthly"),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(6, 14))  # somewhere in start-up, planning or rendering
+        batch.send_signal(signal.SIGKILL)
+        batch.wait()
+        _wait_for_children_to_exit(marker)
+        completed_before_rerun = _complete_items(output_root)
+        assert not list(output_root.rglob("*.tmp")), f"partial files after kill {kill + 1}"
+
+    final = subprocess.run(
+        _batch_command("carrier-monthly"), env=env, capture_output=True, text=True, timeout=600
+    )
+    assert final.returncode == 0, final.stderr
+    done = len(completed_before_rerun)
+    assert f"{24 - done} rendered, {done} unchanged, 0 failed of 24" in final.stdout
+
+    after = _complete_items(output_root)  # every hash checked against its manifest
+    assert len(after) == 24
+    for item, created in completed_before_rerun.items():
+        assert after[item] == created, f"{item} was rendered again"
+    pdfs = list(output_root.rglob("*.pdf"))
+    assert len(pdfs) == 24 and len({p.parent for p in pdfs}) == 24
+    pages, text = pdf_text(pdfs[0])
+    assert pages >= 1 and "Carrier monthly performance" in text
+
+
+def test_transient_source_failures_are_retried_to_completion(output_root: Path, tmp_path):
+    env = {**os.environ, "FLAKY_TRANSIENT_DIR": str(tmp_path)}
+    result = subprocess.run(
+        _batch_command("flaky-carrier"), env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    assert "24 rendered, 0 unchanged, 0 failed of 24" in result.stdout
+    injected = {p.name for p in tmp_path.iterdir()}
+    assert 4 <= len(injected) <= 12  # about 30% of 24 items failed their first load
+
+    run_id = UUID(re.search(r"flow-run/([0-9a-f-]{36})", result.stdout).group(1))
+    tasks = [
+        t
+        for t in task_runs_of([c.id for c in child_flow_runs(run_id)])
+        if t.name.startswith("render ")
+    ]
+    assert len(tasks) == 24 and all(t.state.is_completed() for t in tasks)
+    retried = {t.name.removeprefix("render ") for t in tasks if t.run_count == 2}
+    expected = {f"carrier={key.split('-', 1)[0]} month={key.split('-', 1)[1]}" for key in injected}
+    assert retried == expected, "retry counts on the task runs must match the injected faults"
+    assert all(t.run_count == 1 for t in tasks if t.name.removeprefix("render ") not in expected)
