@@ -139,3 +139,45 @@ def test_transient_source_failures_are_retried_to_completion(output_root: Path, 
     expected = {f"carrier={key.split('-', 1)[0]} month={key.split('-', 1)[1]}" for key in injected}
     assert retried == expected, "retry counts on the task runs must match the injected faults"
     assert all(t.run_count == 1 for t in tasks if t.name.removeprefix("render ") not in expected)
+
+
+def test_prefect_server_restart_mid_batch_loses_nothing(output_root: Path, tmp_path):
+    from deployments.prefect_server import PrefectServer
+
+    server = PrefectServer(home=tmp_path / "prefect")
+    server.start(timeout=180)
+    env = {**os.environ, "PREFECT_API_URL": server.api_url}
+    batch = subprocess.Popen(
+        _batch_command("carrier-monthly"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(10)  # the batch is rendering
+        server.stop()
+        time.sleep(3)
+        server.start(timeout=180)  # same home and port: the batch's API URL is valid again
+        batch.communicate(timeout=600)
+        attempts = 1
+        if batch.returncode != 0:  # the outage failed the run: retry it to completion
+            retry = subprocess.run(
+                _batch_command("carrier-monthly"),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert retry.returncode == 0, retry.stderr
+            attempts = 2
+    finally:
+        if batch.poll() is None:
+            batch.kill()
+        server.stop()
+
+    after = _complete_items(output_root)  # every file matches its manifest's sha256
+    assert len(after) == 24, f"{len(after)} of 24 items complete after {attempts} run(s)"
+    pdfs = list(output_root.rglob("*.pdf"))
+    assert len(pdfs) == 24 and len({p.parent for p in pdfs}) == 24
+    assert not list(output_root.rglob("*.tmp"))
