@@ -32,7 +32,7 @@ from deployments.topology import QUEUES, SQL_SOURCE_SLOTS, WORK_POOL
 from flows.limits import SQL_SOURCE_LIMIT
 from reports import SpecError
 from reports.catalog import default_catalog
-from reports.schema import parameters_schema
+from reports.schema import parameter_property, parameters_schema
 from reports.settings import PROJECT_ROOT
 
 PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
@@ -142,9 +142,8 @@ def deployment_schema(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _value_schema(report, dim: str) -> dict[str, Any]:
-    from reports.schema import parameter_schema as one
-
-    value = one(report, dim, report.spec.parameters[dim])
+    """One value of a batch dimension: its type, and its choices when it has some."""
+    value = parameter_property(report, dim, report.spec.parameters[dim])
     if "enum" in value:
         return {"type": value["type"], "enum": value["enum"]}
     return {"type": value["type"]}

@@ -22,7 +22,7 @@ _TYPES = {
 }
 
 
-def parameter_schema(report: Report, name: str, pspec: ParameterSpec) -> dict[str, Any]:
+def parameter_property(report: Report, name: str, pspec: ParameterSpec) -> dict[str, Any]:
     schema: dict[str, Any] = {"title": name, **_TYPES[pspec.type]}
     if pspec.description:
         schema["description"] = pspec.description
@@ -47,7 +47,7 @@ def parameter_schema(report: Report, name: str, pspec: ParameterSpec) -> dict[st
 def parameters_schema(report: Report, exclude: set[str] = frozenset()) -> dict[str, Any]:
     """An object schema for the report's parameters (minus `exclude`)."""
     properties = {
-        name: parameter_schema(report, name, pspec)
+        name: parameter_property(report, name, pspec)
         for name, pspec in report.spec.parameters.items()
         if name not in exclude
     }
