@@ -51,7 +51,10 @@ def bar_chart(
     with matplotlib.rc_context(_STYLE):
         fig = Figure(figsize=size)
         ax = fig.add_subplot()
-        ax.bar([str(label) for label in labels], values, color=_COLOR)
+        # Whole numbers (days, years) get a numeric axis with readable ticks; the rest
+        # are categories, one label per bar.
+        numeric = bool(labels) and all(isinstance(label, int) for label in labels)
+        ax.bar(list(labels) if numeric else [str(label) for label in labels], values, color=_COLOR)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.axhline(0, color="#555", linewidth=0.6)
