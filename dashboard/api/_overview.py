@@ -26,7 +26,7 @@ from dashboard.api._models import (
     Window,
     WindowStats,
 )
-from dashboard.api._progress import parse_progress
+from dashboard.api._progress import latest_progress, parse_progress
 
 PAGE = 200  # the API's largest page
 MAX_WORKER_POOLS = 4  # pools whose online workers are counted in one refresh
@@ -138,9 +138,6 @@ def kpis(api: Api, window: Window, history: list[HistoryBucket] | None = None) -
 def active_batches(api: Api, limit: int = MAX_BATCHES) -> ActiveBatches:
     """Running `batch` flow runs, newest first, with their progress artifacts read."""
     from prefect.client.schemas.filters import (
-        ArtifactFilter,
-        ArtifactFilterFlowRunId,
-        ArtifactFilterType,
         FlowFilter,
         FlowFilterName,
         FlowRunFilter,
@@ -148,7 +145,7 @@ def active_batches(api: Api, limit: int = MAX_BATCHES) -> ActiveBatches:
         FlowRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
-    from prefect.client.schemas.sorting import ArtifactSort, FlowRunSort
+    from prefect.client.schemas.sorting import FlowRunSort
 
     flows = FlowFilter(name=FlowFilterName(any_=[BATCH_FLOW]))
     running = FlowRunFilter(
@@ -164,19 +161,7 @@ def active_batches(api: Api, limit: int = MAX_BATCHES) -> ActiveBatches:
         total = len(runs)
         if total >= limit:
             total = api.client.count_flow_runs(flow_filter=flows, flow_run_filter=running)
-    artifacts: dict[Any, Any] = {}
-    if runs:
-        with api.guard("batch progress"):
-            found = api.client.read_artifacts(
-                artifact_filter=ArtifactFilter(
-                    flow_run_id=ArtifactFilterFlowRunId(any_=[r.id for r in runs]),
-                    type=ArtifactFilterType(any_=["progress"]),
-                ),
-                sort=ArtifactSort.UPDATED_DESC,
-                limit=PAGE,
-            )
-        for artifact in found:  # newest first: keep the first per run
-            artifacts.setdefault(artifact.flow_run_id, artifact)
+    artifacts = latest_progress(api, [r.id for r in runs], "batch progress")
     now = datetime.now(UTC)
     batches = []
     for run in runs:

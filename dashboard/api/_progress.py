@@ -60,3 +60,29 @@ def _percent(data: Any) -> float | None:
     if value != value:  # NaN
         return None
     return min(100.0, max(0.0, value))
+
+
+def latest_progress(api: Any, run_ids: list[Any], what: str) -> dict[Any, Any]:
+    """The newest progress artifact of each run, in one API call."""
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterType,
+    )
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    if not run_ids:
+        return {}
+    with api.guard(what):
+        found = api.client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=list(run_ids)),
+                type=ArtifactFilterType(any_=["progress"]),
+            ),
+            sort=ArtifactSort.UPDATED_DESC,
+            limit=200,  # the API's largest page
+        )
+    latest: dict[Any, Any] = {}
+    for artifact in found:  # newest first: keep the first per run
+        latest.setdefault(artifact.flow_run_id, artifact)
+    return latest

@@ -12,6 +12,7 @@ from typing import Any
 
 from dashboard.api._connection import Api
 from dashboard.api._models import FilterChoices, RunQuery, RunRow, RunsPage
+from dashboard.api._progress import latest_progress
 
 PAGE = 200
 
@@ -123,15 +124,11 @@ def _filters(query: RunQuery) -> dict[str, Any]:
 def _names_and_progress(api: Api, runs: list) -> tuple[dict, dict, dict]:
     """Flow and deployment names and latest progress percent of one page's runs."""
     from prefect.client.schemas.filters import (
-        ArtifactFilter,
-        ArtifactFilterFlowRunId,
-        ArtifactFilterType,
         DeploymentFilter,
         DeploymentFilterId,
         FlowFilter,
         FlowFilterId,
     )
-    from prefect.client.schemas.sorting import ArtifactSort
 
     if not runs:
         return {}, {}, {}
@@ -147,21 +144,10 @@ def _names_and_progress(api: Api, runs: list) -> tuple[dict, dict, dict]:
             if deployment_ids
             else []
         )
-    with api.guard("run progress"):
-        artifacts = api.client.read_artifacts(
-            artifact_filter=ArtifactFilter(
-                flow_run_id=ArtifactFilterFlowRunId(any_=[r.id for r in runs]),
-                type=ArtifactFilterType(any_=["progress"]),
-            ),
-            sort=ArtifactSort.UPDATED_DESC,
-            limit=PAGE,
-        )
     progress: dict[Any, float] = {}
-    for artifact in artifacts:
-        if artifact.flow_run_id in progress:
-            continue
+    for run_id, artifact in latest_progress(api, [r.id for r in runs], "run progress").items():
         try:
-            progress[artifact.flow_run_id] = float(artifact.data)
+            progress[run_id] = float(artifact.data)
         except (TypeError, ValueError):
             continue
     return (
