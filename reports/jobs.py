@@ -46,10 +46,12 @@ def is_item_current(report_name: str, params: dict[str, Any], output_url: str) -
         report = default_catalog().get(report_name)
         typed = report.validate(params)
         store = OutputStore(output_url)
-        if store.read_manifest(store.item_dir(report.name, typed)) is None:
+        manifest = store.read_manifest(store.item_dir(report.name, typed))
+        if manifest is None:
             return False  # never rendered: no need to load its data to know
         data = load_data(report, typed)
-        return is_current(store, report, typed, fingerprint(report, typed, data)) is not None
+        fp = fingerprint(report, typed, data)
+        return is_current(store, report, typed, fp, manifest=manifest) is not None
     except Exception:
         return False  # anything odd: let the render step decide and report it
 

@@ -230,10 +230,18 @@ def publish(
 
 
 def is_current(
-    store: OutputStore, report: Report, params: dict[str, Any], fingerprint_: str
+    store: OutputStore,
+    report: Report,
+    params: dict[str, Any],
+    fingerprint_: str,
+    manifest: dict[str, Any] | None = None,
 ) -> dict | None:
-    """The existing manifest if its outputs are complete and were made from the same inputs."""
-    manifest = store.read_manifest(store.item_dir(report.name, params))
+    """The existing manifest if its outputs are complete and were made from the same inputs.
+
+    Pass `manifest` when the caller has already read it, to avoid reading it twice.
+    """
+    if manifest is None:
+        manifest = store.read_manifest(store.item_dir(report.name, params))
     if not manifest or manifest.get("fingerprint") != fingerprint_:
         return None
     for entry in manifest.get("files", []):
