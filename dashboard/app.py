@@ -24,6 +24,10 @@ navigation = st.navigation(
     [
         st.Page("views/overview.py", title="Overview", icon="📊", default=True),
         st.Page("views/runs.py", title="Runs", icon="📋", url_path="runs"),
+        st.Page("views/run_detail.py", title="Run detail", icon="🔎", url_path="run"),
+        st.Page("views/launch.py", title="Run a report", icon="▶️", url_path="launch"),
+        st.Page("views/outputs.py", title="Outputs", icon="📄", url_path="outputs"),
+        st.Page("views/operations.py", title="Operations", icon="🛠️", url_path="operations"),
     ]
 )
 controls.sidebar()

@@ -1,0 +1,5 @@
+"""Operations (being built)."""
+
+import streamlit as st
+
+st.title("Operations")

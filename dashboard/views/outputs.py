@@ -1,0 +1,5 @@
+"""Outputs (being built)."""
+
+import streamlit as st
+
+st.title("Outputs")

@@ -1,0 +1,5 @@
+"""Run detail (being built)."""
+
+import streamlit as st
+
+st.title("Run detail")
