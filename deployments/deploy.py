@@ -56,33 +56,63 @@ class DeployResult:
         )
 
 
+REPORT_ENTRYPOINT = "flows.report_flow.report"
+BATCH_ENTRYPOINT = "flows.batch_flow.batch"
+
+
 def load_deployment_specs(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
-    """prefect.yaml's deployments, plus an ad-hoc one for each catalog report not listed."""
+    """prefect.yaml's deployments, plus on-demand ones for each catalog report not listed.
+
+    Every report gets a single-run deployment (flow `report`) and an on-demand batch
+    deployment (flow `batch`, named after the report), so a report added to the
+    catalog can be run and fanned out from the dashboard without editing prefect.yaml.
+    """
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise SpecError(f"{path}: {exc}") from None
     specs = [copy.deepcopy(d) for d in document.get("deployments") or []]
-    listed = {
-        (d.get("parameters") or {}).get("report")
-        for d in specs
-        if d.get("entrypoint") == "flows.report_flow.report"
-    }
-    template = next((d for d in specs if d.get("entrypoint") == "flows.report_flow.report"), None)
-    for name in default_catalog().names():
-        if name not in listed and template is not None:
-            generated = copy.deepcopy(template)
-            generated.update(
-                name=name,
-                parameters={"report": name},
-                description=default_catalog().get(name).spec.title,
-                tags=["reportrunner", f"report:{name}", "adhoc"],
-            )
-            specs.append(generated)
+    specs += _on_demand_specs(specs)
     for spec in specs:
         for schedule in spec.get("schedules") or []:
             _validate_cron(spec["name"], schedule)
     return specs
+
+
+def _on_demand_specs(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of the first single-run deployment for the reports prefect.yaml leaves out."""
+    template = next((d for d in specs if d.get("entrypoint") == REPORT_ENTRYPOINT), None)
+    if template is None:
+        return []
+    taken = {(d.get("entrypoint"), d["name"]) for d in specs}
+    single = {
+        (d.get("parameters") or {}).get("report")
+        for d in specs
+        if d.get("entrypoint") == REPORT_ENTRYPOINT
+    }
+    generated = []
+    for name in default_catalog().names():
+        title = default_catalog().get(name).spec.title
+        if name not in single:
+            spec = copy.deepcopy(template)
+            spec.update(
+                name=name,
+                parameters={"report": name},
+                description=title,
+                tags=["reportrunner", f"report:{name}", "adhoc"],
+            )
+            generated.append(spec)
+        if (BATCH_ENTRYPOINT, name) not in taken:
+            spec = copy.deepcopy(template)
+            spec.update(
+                name=name,
+                entrypoint=BATCH_ENTRYPOINT,
+                parameters={"report": name},
+                description=f"{title}: a batch over the values you choose.",
+                tags=["reportrunner", f"report:{name}", "batch", "adhoc"],
+            )
+            generated.append(spec)
+    return generated
 
 
 def _validate_cron(deployment: str, schedule: dict[str, Any]) -> None:
