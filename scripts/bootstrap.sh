@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything reportrunner needs on a fresh Debian/Ubuntu machine, idempotently:
 # system libraries for WeasyPrint (apt), a virtualenv in .venv with the pinned
-# dependencies of requirements.lock, and the demo data. Safe to run again: it only
+# dependencies of requirements.lock, the demo data, and the browser-test tools
+# (Chromium from apt, axe-core from npm). Safe to run again: it only
 # does what is missing. Usage: scripts/bootstrap.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,10 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 # libharfbuzz-subset0 is not on a new machine; without it WeasyPrint falls back to
 # fontTools for font subsetting and PDFs render about twice as slowly.
 APT_PACKAGES=(python3 python3-venv libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core)
+# The end-to-end tests drive Debian's Chromium (`playwright install` downloads a browser
+# build, which not every network allows); the emoji font draws the dashboard's icons.
+APT_PACKAGES+=(chromium fonts-noto-color-emoji)
+command -v npm >/dev/null || APT_PACKAGES+=(npm)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -45,6 +50,16 @@ if [[ ! -f $stamp ]]; then
   .venv/bin/uv pip install -q --python .venv/bin/python --no-deps -e . --config-settings editable_mode=compat
   rm -f .venv/.installed-*
   touch "$stamp"
+fi
+
+# --- browser-test tools ------------------------------------------------------------
+# axe-core (accessibility checks injected into each page), pinned by package-lock.json.
+E2E=tests/e2e
+npm_stamp="$E2E/node_modules/.installed-$(sha256sum <"$E2E/package-lock.json" | cut -c1-16)"
+if [[ ! -f $npm_stamp ]]; then
+  say "installing axe-core for the browser tests (npm ci)"
+  (cd "$E2E" && npm ci --silent --no-audit --no-fund)
+  touch "$npm_stamp"
 fi
 
 # --- demo data ----------------------------------------------------------------------
