@@ -110,12 +110,84 @@ class ActiveBatches:
 
 
 @dataclass(frozen=True)
+class RunSample:
+    """One finished run of a sample the overview reads (light: what insights need)."""
+
+    id: str
+    name: str
+    report: str  # "carrier-monthly", "carrier-monthly (batch)", or the flow's name
+    state_type: str
+    duration_s: float | None
+    message: str | None
+    finished_at: datetime | None  # end time, or the expected start when it never ran
+
+
+@dataclass(frozen=True)
+class ReportDuration:
+    """Run times of one report's completed runs in the window's sample."""
+
+    report: str
+    runs: int
+    median_s: float
+    p90_s: float
+    max_s: float
+
+
+@dataclass(frozen=True)
+class SlowRun:
+    """A completed run much slower than its report's median in the same sample."""
+
+    run_id: str
+    name: str
+    report: str
+    duration_s: float
+    report_median_s: float
+
+    @property
+    def ratio(self) -> float:
+        return self.duration_s / self.report_median_s if self.report_median_s else float("inf")
+
+
+@dataclass(frozen=True)
+class FailureSpike:
+    """A history bucket with far more failed runs than the windows' typical bucket."""
+
+    start: datetime
+    end: datetime
+    failed: int  # Failed and Crashed
+    typical: float  # median failed runs per bucket over this window and the previous one
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    """Failed runs whose messages differ only in values (numbers, ids, quoted values, paths)."""
+
+    signature: str
+    count: int
+    example: str  # the newest message as written
+    reports: list[str]
+    run_ids: list[str]  # newest first
+    latest: datetime | None
+
+
+@dataclass(frozen=True)
+class Insights:
+    durations: list[ReportDuration]  # slowest median first
+    slow_runs: list[SlowRun]  # slowest relative to their report first
+    spikes: list[FailureSpike]  # oldest first
+    failure_groups: list[FailureGroup]  # largest first
+    completed_sample: int  # completed runs the durations are taken over (≤ 200)
+    failed_sample: int  # failed or crashed runs the groups are taken over (≤ 200)
+
+
+@dataclass(frozen=True)
 class Overview:
     window: Window
     health: Health
     kpis: Kpis
     batches: ActiveBatches
     history: list[HistoryBucket]
+    insights: Insights
     calls: int  # HTTP requests this refresh made
 
 

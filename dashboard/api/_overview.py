@@ -1,11 +1,13 @@
-"""The overview's queries: health, KPIs with the previous window, runs over time, batches.
+"""The overview's queries: health, KPIs with the previous window, runs over time, batches,
+insights.
 
 API calls per `overview()`, whatever the number of runs (see `MAX_CALLS`):
 1 health check, 1 work pools, ≤ `MAX_WORKER_POOLS` online-worker lists, 1 late-run
 count, 1 CSRF token (the client fetches one before its first POST), 1 run history
-(both windows, by state, in buckets), 2 duration samples (this window and the
-previous one), 1 running batches (+1 count when the list is cut), 1 progress
-artifacts (only when a batch runs).
+(both windows, by state, in buckets), 1 sample of this window's completed runs (their
+run times and reports), 1 duration sample of the previous window, 1 sample of this
+window's failed runs, 1 flow names (of both samples), 1 running batches (+1 count when
+the list is cut), 1 progress artifacts (only when a batch runs).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import statistics
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from dashboard.api import _insights
 from dashboard.api._connection import Api, ApiUnavailable
 from dashboard.api._models import (
     ActiveBatches,
@@ -29,12 +32,12 @@ from dashboard.api._models import (
 from dashboard.api._progress import latest_progress, parse_progress
 
 PAGE = 200  # the API's largest page
-MAX_WORKER_POOLS = 4  # pools whose online workers are counted in one refresh
+MAX_WORKER_POOLS = 3  # pools whose online workers are counted in one refresh
 MAX_BATCHES = 20  # running batches shown
 HISTORY_BUCKETS = 24  # per window
 LATE_AFTER = timedelta(seconds=60)
 BATCH_FLOW = "batch"
-MAX_CALLS = 1 + 1 + MAX_WORKER_POOLS + 1 + 1 + 1 + 2 + 2 + 1  # = 14
+MAX_CALLS = 1 + 1 + MAX_WORKER_POOLS + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 2 + 1  # = 15
 
 _QUEUED = ("SCHEDULED", "PENDING")
 _FAILED = ("FAILED", "CRASHED")
@@ -44,12 +47,22 @@ def overview(api: Api, window: Window) -> Overview:
     """Everything the overview page shows, in at most `MAX_CALLS` API calls."""
     health_now = health(api)
     history = run_history(api, window.previous.start, window.end, window.length / HISTORY_BUCKETS)
+    completed = _insights.latest_finished(api, window, _insights.COMPLETED, "completed runs")
+    failed = _insights.latest_finished(api, window, _insights.FAILED, "failed runs")
+    # One flow-name lookup labels both samples.
+    labelled = _insights.samples(api, completed + failed)
+    completed_samples, failed_samples = labelled[: len(completed)], labelled[len(completed) :]
+    durations = [s.duration_s for s in completed_samples if s.duration_s is not None]
     return Overview(
         window=window,
         health=health_now,
-        kpis=kpis(api, window, history),
+        kpis=Kpis(
+            current=_window_stats(api, window, history, durations),
+            previous=_window_stats(api, window.previous, history),
+        ),
         batches=active_batches(api),
         history=history,
+        insights=_insights.insights(history, window, completed_samples, failed_samples),
         calls=api.calls,
     )
 
@@ -219,14 +232,21 @@ def _late_filter(cutoff: datetime) -> Any:
     )
 
 
-def _window_stats(api: Api, window: Window, history: list[HistoryBucket]) -> WindowStats:
+def _window_stats(
+    api: Api,
+    window: Window,
+    history: list[HistoryBucket],
+    durations: list[float] | None = None,
+) -> WindowStats:
+    """Counts from the history; run times from `durations` when already read."""
     counts: dict[str, int] = {}
     for bucket in history:
         middle = bucket.start + (bucket.end - bucket.start) / 2
         if window.start <= middle < window.end:
             for kind, n in bucket.counts.items():
                 counts[kind] = counts.get(kind, 0) + n
-    durations = _completed_durations(api, window)
+    if durations is None:
+        durations = _completed_durations(api, window)
     return WindowStats(
         window=window,
         running=counts.get("RUNNING", 0) + counts.get("CANCELLING", 0),
