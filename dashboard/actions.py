@@ -1,0 +1,391 @@
+"""What an operator may do from the dashboard, each action checked and audited.
+
+Pure Python, no Streamlit: pages render and call; tests call the same functions.
+Every mutating function first checks the role with `auth.require` (a hidden
+button is not a permission), never raises into the page (the result carries a
+one-line message) and records who did what to which target as a Prefect event
+`reportrunner.dashboard.<action>`, denials and failures included.
+
+    with connect() as api:
+        result = cancel_run(api, current_user(), run_id)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from dashboard.api._connection import Api, ApiUnavailable, one_line
+from dashboard.api._operations import EVENT_PREFIX, AuditEntry, read_audit
+from dashboard.auth import OPERATOR, PermissionDenied, User, require
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = ("FAILED", "CRASHED", "CANCELLED")
+CANCELLABLE = ("SCHEDULED", "PENDING", "RUNNING", "PAUSED")
+BATCH_FLOW = "batch"
+MAX_DELETE = 200  # one confirmation deletes at most one page of runs
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    ok: bool
+    message: str  # one line, shown as st.success / st.error
+
+
+# ---- audit ------------------------------------------------------------------------------
+
+
+def record(
+    api: Api,
+    user: User,
+    action: str,
+    target: str,
+    ok: bool,
+    message: str,
+    resource: str | None = None,
+    outcome: str | None = None,
+) -> bool:
+    """Write one audit event; False (and a log line) when the API would not take it.
+
+    action: dotted name after the prefix, e.g. "run.trigger". target: what it was
+    done to, in words ("carrier-monthly carrier=AA"). resource: the target's
+    Prefect resource id when it has one ("prefect.flow-run.<uuid>").
+    """
+    event = {
+        "id": str(uuid.uuid4()),
+        "occurred": datetime.now(UTC).isoformat(),
+        "event": f"{EVENT_PREFIX}{action}",
+        "resource": {
+            "prefect.resource.id": f"reportrunner.dashboard.user.{user.name}",
+            "prefect.resource.name": user.name,
+        },
+        "related": [
+            {
+                "prefect.resource.id": resource or f"reportrunner.target.{target}",
+                "prefect.resource.role": "target",
+                "prefect.resource.name": target,
+            }
+        ],
+        "payload": {
+            "user": user.name,
+            "role": user.role,
+            "target": target,
+            "outcome": outcome or ("ok" if ok else "failed"),
+            "message": one_line(message) or "",
+        },
+    }
+    try:
+        response = api.client.request("POST", "/events", json=[event])  # type: ignore[arg-type]
+        response.raise_for_status()
+    except Exception as exc:  # the action's own result must still reach the page
+        log.warning("dashboard: audit event %s not recorded: %s", action, exc)
+        return False
+    return True
+
+
+def audit_log(api: Api, limit: int = 100) -> list[AuditEntry]:
+    """The latest dashboard actions, newest first (raises `ApiUnavailable`)."""
+    return read_audit(api, limit)
+
+
+# ---- runs -------------------------------------------------------------------------------
+
+
+def retry_run(api: Api, user: User, run_id: str) -> ActionResult:
+    """Like the Prefect UI's Retry: AwaitingRetry, forced, on a finished unsuccessful run."""
+
+    def act(client: Any) -> ActionResult:
+        run = client.read_flow_run(run_id)
+        reason = _not_retryable(run)
+        if reason:
+            return ActionResult(False, reason)
+        _set_state(client, run, _awaiting_retry(), force=True)
+        return ActionResult(True, f"Retry of '{run.name}' queued: it will run again.")
+
+    return _perform(api, user, "run.retry", "Retry run", _run_target(run_id), act)
+
+
+def cancel_run(api: Api, user: User, run_id: str) -> ActionResult:
+    """Cancelling, which the worker turns into Cancelled once the run's process stops."""
+    from prefect.states import Cancelling
+
+    def act(client: Any) -> ActionResult:
+        run = client.read_flow_run(run_id)
+        kind = _state_type(run)
+        if kind not in CANCELLABLE:
+            return ActionResult(
+                False,
+                f"'{run.name}' is {run.state_name or kind}: only runs not yet finished "
+                "can be cancelled.",
+            )
+        _set_state(client, run, Cancelling(), force=False)
+        return ActionResult(True, f"Cancelling '{run.name}'.")
+
+    return _perform(api, user, "run.cancel", "Cancel run", _run_target(run_id), act)
+
+
+def delete_runs(api: Api, user: User, run_ids: Iterable[str]) -> ActionResult:
+    """Delete flow runs with their logs and artifacts; runs already gone count as deleted."""
+    from prefect.exceptions import ObjectNotFound
+
+    ids = list(dict.fromkeys(str(i) for i in run_ids))
+    target = f"{len(ids)} run(s)" if len(ids) != 1 else f"run {ids[0]}"
+
+    def act(client: Any) -> ActionResult:
+        if not ids:
+            return ActionResult(False, "No runs selected to delete.")
+        if len(ids) > MAX_DELETE:
+            return ActionResult(False, f"Select at most {MAX_DELETE} runs to delete at once.")
+        for run_id in ids:
+            try:
+                client.delete_flow_run(uuid.UUID(run_id))
+            except ObjectNotFound:
+                continue
+        return ActionResult(True, f"Deleted {len(ids)} run(s).")
+
+    resource = f"prefect.flow-run.{ids[0]}" if len(ids) == 1 else None
+    return _perform(api, user, "runs.delete", "Delete runs", (target, resource), act)
+
+
+# ---- batches ----------------------------------------------------------------------------
+
+
+def failed_items(api: Api, batch_run_id: str) -> list[str]:
+    """Keys ("carrier=ZZ month=2013-01") of the items that failed in a batch run.
+
+    Read from the run's latest `<report>-batch-items` table artifact; raises
+    `ApiUnavailable` when the API fails.
+    """
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterType,
+    )
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with api.guard("the batch's item table"):
+        artifacts = api.client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[uuid.UUID(batch_run_id)]),
+                type=ArtifactFilterType(any_=["table"]),
+            ),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=20,
+        )
+    table = next((a for a in artifacts if (a.key or "").endswith("-batch-items")), None)
+    if table is None:
+        return []
+    rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+    return [str(row["item"]) for row in rows or [] if row.get("status") == "failed"]
+
+
+def retry_failed_items(api: Api, user: User, batch_run_id: str) -> ActionResult:
+    """Render again only the items that failed in a finished batch run.
+
+    A batch from a deployment is retried in place (AwaitingRetry): the re-run skips
+    every unchanged item. A batch started elsewhere (CLI) gets a new run of the
+    report's batch deployment with exactly the failed items.
+    """
+
+    def act(client: Any) -> ActionResult:
+        run = client.read_flow_run(batch_run_id)
+        if client.read_flow(run.flow_id).name != BATCH_FLOW:
+            return ActionResult(False, f"'{run.name}' is not a batch run.")
+        reason = _not_retryable(run, need_deployment=False)
+        if reason:
+            return ActionResult(False, reason)
+        keys = failed_items(api, batch_run_id)
+        if not keys:
+            return ActionResult(False, f"'{run.name}' recorded no failed items to retry.")
+        count = f"{len(keys)} failed item(s)"
+        if run.deployment_id:
+            _set_state(client, run, _awaiting_retry(), force=True)
+            return ActionResult(True, f"Retrying {count} of '{run.name}'; unchanged items skip.")
+        report = (run.parameters or {}).get("report")
+        deployment = _batch_deployment(client, report)
+        if deployment is None:
+            return ActionResult(
+                False, f"No batch deployment for report '{report}': run `reportrunner deploy`."
+            )
+        new = client.create_flow_run_from_deployment(
+            deployment.id,
+            parameters={"report": report, "items": [parse_item_key(k) for k in keys]},
+            tags=["retry-failed-items"],
+        )
+        return ActionResult(True, f"Started '{new.name}' for the {count} of '{run.name}'.")
+
+    return _perform(
+        api, user, "batch.retry-failed", "Retry failed items", _run_target(batch_run_id), act
+    )
+
+
+def parse_item_key(key: str) -> dict[str, str]:
+    """`carrier=ZZ month=2013-01` → {"carrier": "ZZ", "month": "2013-01"} (values as text)."""
+    pairs = (part.split("=", 1) for part in key.split() if "=" in part)
+    return {name: value for name, value in pairs}
+
+
+# ---- pools, queues, deployments, schedules ---------------------------------------------
+
+
+def set_pool_paused(api: Api, user: User, pool_name: str, paused: bool) -> ActionResult:
+    from prefect.client.schemas.actions import WorkPoolUpdate
+
+    verb = "Paused" if paused else "Resumed"
+
+    def act(client: Any) -> ActionResult:
+        client.update_work_pool(pool_name, WorkPoolUpdate(is_paused=paused))
+        return ActionResult(True, f"{verb} work pool '{pool_name}'.")
+
+    action = "pool.pause" if paused else "pool.resume"
+    label = "Pause work pool" if paused else "Resume work pool"
+    return _perform(api, user, action, label, (f"work pool {pool_name}", None), act)
+
+
+def set_queue_paused(
+    api: Api, user: User, queue_id: str, paused: bool, queue_name: str = ""
+) -> ActionResult:
+    verb = "Paused" if paused else "Resumed"
+    name = queue_name or queue_id
+
+    def act(client: Any) -> ActionResult:
+        client.update_work_queue(uuid.UUID(queue_id), is_paused=paused)
+        return ActionResult(True, f"{verb} work queue '{name}'.")
+
+    action = "queue.pause" if paused else "queue.resume"
+    label = "Pause work queue" if paused else "Resume work queue"
+    target = (f"work queue {name}", f"prefect.work-queue.{queue_id}")
+    return _perform(api, user, action, label, target, act)
+
+
+def set_deployment_paused(
+    api: Api, user: User, deployment_id: str, paused: bool, deployment_name: str = ""
+) -> ActionResult:
+    """Pausing a deployment stops all its schedules; runs started by hand still run."""
+    verb = "Paused" if paused else "Resumed"
+    name = deployment_name or deployment_id
+
+    def act(client: Any) -> ActionResult:
+        if paused:
+            client.pause_deployment(deployment_id)
+        else:
+            client.resume_deployment(deployment_id)
+        return ActionResult(True, f"{verb} deployment '{name}'.")
+
+    action = "deployment.pause" if paused else "deployment.resume"
+    label = "Pause deployment" if paused else "Resume deployment"
+    target = (f"deployment {name}", f"prefect.deployment.{deployment_id}")
+    return _perform(api, user, action, label, target, act)
+
+
+def set_schedule_active(
+    api: Api,
+    user: User,
+    deployment_id: str,
+    schedule_id: str,
+    active: bool,
+    deployment_name: str = "",
+) -> ActionResult:
+    verb = "Activated" if active else "Paused"
+    name = deployment_name or deployment_id
+
+    def act(client: Any) -> ActionResult:
+        client.update_deployment_schedule(
+            uuid.UUID(deployment_id), uuid.UUID(schedule_id), active=active
+        )
+        return ActionResult(True, f"{verb} a schedule of deployment '{name}'.")
+
+    action = "schedule.resume" if active else "schedule.pause"
+    label = "Resume schedule" if active else "Pause schedule"
+    target = (f"schedule of {name}", f"prefect.deployment.{deployment_id}")
+    return _perform(api, user, action, label, target, act)
+
+
+# ---- helpers ----------------------------------------------------------------------------
+
+
+def _perform(
+    api: Api,
+    user: User,
+    action: str,
+    label: str,
+    target: tuple[str, str | None],
+    act: Callable[[Any], ActionResult],
+) -> ActionResult:
+    """Check the role, act, audit the outcome; every failure becomes a one-line result."""
+    what, resource = target
+    try:
+        require(user, OPERATOR, label)
+    except PermissionDenied as exc:
+        record(api, user, action, what, False, str(exc), resource, outcome="denied")
+        return ActionResult(False, str(exc))
+    try:
+        with api.guard(f"{label.lower()} ({what})"):
+            result = act(api.client)
+    except ApiUnavailable as exc:
+        result = ActionResult(False, str(exc))
+    except _StateRejected as exc:
+        result = ActionResult(False, str(exc))
+    if not record(api, user, action, what, result.ok, result.message, resource):
+        result = ActionResult(result.ok, f"{result.message} (audit entry not recorded)")
+    return result
+
+
+class _StateRejected(Exception):
+    """The server's orchestration rules refused a state change (not an API failure)."""
+
+
+def _set_state(client: Any, run: Any, state: Any, force: bool) -> None:
+    from prefect.client.schemas.responses import SetStateStatus
+
+    outcome = client.set_flow_run_state(run.id, state, force=force)
+    if outcome.status != SetStateStatus.ACCEPT:
+        reason = getattr(outcome.details, "reason", None) or outcome.status.value
+        raise _StateRejected(one_line(f"The server refused the change of '{run.name}': {reason}"))
+
+
+def _awaiting_retry() -> Any:
+    from prefect.states import AwaitingRetry
+
+    return AwaitingRetry()
+
+
+def _not_retryable(run: Any, need_deployment: bool = True) -> str | None:
+    kind = _state_type(run)
+    if kind not in RETRYABLE:
+        return (
+            f"'{run.name}' is {run.state_name or kind}: only failed, crashed or cancelled "
+            "runs can be retried."
+        )
+    if need_deployment and not run.deployment_id:
+        return (
+            f"'{run.name}' was not started from a deployment, so no worker can pick a retry "
+            "up; start it again instead."
+        )
+    return None
+
+
+def _batch_deployment(client: Any, report: str | None) -> Any:
+    from prefect.exceptions import ObjectNotFound
+
+    if not report:
+        return None
+    try:
+        return client.read_deployment_by_name(f"{BATCH_FLOW}/{report}")
+    except ObjectNotFound:
+        return None
+
+
+def _state_type(run: Any) -> str:
+    kind = run.state_type
+    return str(getattr(kind, "value", kind) or "UNKNOWN")
+
+
+def _run_target(run_id: str) -> tuple[str, str]:
+    return f"flow run {run_id}", f"prefect.flow-run.{run_id}"

@@ -1,0 +1,235 @@
+"""The operations page's queries: pools, queues, deployments with schedules, workers, audit.
+
+API calls per `operations()`: 1 work pools, 1 work queues, 1 CSRF token, 1 deployments,
+1 flows (names), and 1 worker list for each of at most `MAX_WORKER_POOLS` pools:
+bounded whatever the number of runs. `read_audit()` costs one call per 50 events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from dashboard.api._connection import Api
+
+PAGE = 200
+MAX_WORKER_POOLS = 10
+EVENT_PAGE = 50  # the server's largest page of events
+EVENT_PREFIX = "reportrunner.dashboard."
+
+
+@dataclass(frozen=True)
+class PoolRow:
+    id: str
+    name: str
+    type: str
+    status: str  # READY / NOT_READY / PAUSED
+    paused: bool
+    concurrency_limit: int | None
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    id: str
+    name: str
+    pool: str | None
+    priority: int | None
+    concurrency_limit: int | None
+    paused: bool
+
+
+@dataclass(frozen=True)
+class ScheduleRow:
+    id: str
+    text: str  # "cron 0 6 2 * *", "every 1 h"
+    timezone: str | None
+    active: bool
+
+
+@dataclass(frozen=True)
+class DeploymentRow:
+    id: str
+    name: str
+    flow: str | None
+    paused: bool
+    work_queue: str | None
+    schedules: list[ScheduleRow]
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    name: str
+    pool: str
+    status: str  # ONLINE / OFFLINE
+    last_heartbeat: datetime | None
+
+
+@dataclass(frozen=True)
+class Operations:
+    pools: list[PoolRow]
+    queues: list[QueueRow]
+    deployments: list[DeploymentRow]
+    workers: list[WorkerRow]
+    calls: int
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    occurred: datetime
+    user: str
+    role: str
+    action: str  # "run.cancel", "pool.pause", …
+    target: str
+    outcome: str  # ok / failed / denied
+    message: str
+
+
+def operations(api: Api) -> Operations:
+    """Everything the operations page lists, in a bounded number of calls."""
+    notes: list[str] = []
+    with api.guard("work pools and queues"):
+        pools = sorted(api.client.read_work_pools(limit=PAGE), key=lambda p: p.name)
+        queues = api.client.read_work_queues(limit=PAGE)
+    with api.guard("deployments"):
+        deployments = api.client.read_deployments(limit=PAGE)
+        flows = _flow_names(api, {d.flow_id for d in deployments})
+    workers: list[WorkerRow] = []
+    with api.guard("workers"):
+        for pool in pools[:MAX_WORKER_POOLS]:
+            for worker in api.client.read_workers_for_work_pool(pool.name, limit=PAGE):
+                workers.append(
+                    WorkerRow(
+                        name=worker.name,
+                        pool=pool.name,
+                        status=_word(worker.status) or "UNKNOWN",
+                        last_heartbeat=_utc(worker.last_heartbeat_time),
+                    )
+                )
+    if len(pools) > MAX_WORKER_POOLS:
+        notes.append(f"workers are listed for the first {MAX_WORKER_POOLS} work pools only")
+    for what, rows in (("work pools", pools), ("queues", queues), ("deployments", deployments)):
+        if len(rows) >= PAGE:
+            notes.append(f"only the first {PAGE} {what} are shown")
+    pool_names = {p.id: p.name for p in pools}
+    return Operations(
+        pools=[
+            PoolRow(
+                id=str(p.id),
+                name=p.name,
+                type=p.type,
+                status="PAUSED" if p.is_paused else (_word(p.status) or "NOT_READY"),
+                paused=bool(p.is_paused),
+                concurrency_limit=p.concurrency_limit,
+            )
+            for p in pools
+        ],
+        queues=sorted(
+            (
+                QueueRow(
+                    id=str(q.id),
+                    name=q.name,
+                    pool=q.work_pool_name or pool_names.get(q.work_pool_id),
+                    priority=q.priority,
+                    concurrency_limit=q.concurrency_limit,
+                    paused=bool(q.is_paused),
+                )
+                for q in queues
+            ),
+            key=lambda q: (q.pool or "", q.priority or 0, q.name),
+        ),
+        deployments=sorted(
+            (
+                DeploymentRow(
+                    id=str(d.id),
+                    name=d.name,
+                    flow=flows.get(d.flow_id),
+                    paused=bool(d.paused),
+                    work_queue=d.work_queue_name,
+                    schedules=[_schedule(s) for s in d.schedules or []],
+                )
+                for d in deployments
+            ),
+            key=lambda d: (d.flow or "", d.name),
+        ),
+        workers=sorted(workers, key=lambda w: (w.pool, w.name)),
+        calls=api.calls,
+        notes=notes,
+    )
+
+
+def read_audit(api: Api, limit: int = 100) -> list[AuditEntry]:
+    """Dashboard actions recorded as Prefect events, newest first (at most `limit`)."""
+    body = {
+        "filter": {"event": {"prefix": [EVENT_PREFIX]}, "order": "DESC"},
+        "limit": min(limit, EVENT_PAGE),
+    }
+    entries: list[AuditEntry] = []
+    with api.guard("the audit log"):
+        page = api.post("/events/filter", body)
+        while True:
+            entries += [_audit_entry(e) for e in page.get("events") or []]
+            following = page.get("next_page")
+            if len(entries) >= limit or not following:
+                break
+            response = api.client.request("GET", following)  # type: ignore[arg-type]
+            response.raise_for_status()
+            page = response.json()
+    return entries[:limit]
+
+
+def _audit_entry(event: dict[str, Any]) -> AuditEntry:
+    payload = event.get("payload") or {}
+    resource = event.get("resource") or {}
+    return AuditEntry(
+        occurred=_utc(datetime.fromisoformat(event["occurred"])) or datetime.now(UTC),
+        user=str(payload.get("user") or resource.get("prefect.resource.name") or "?"),
+        role=str(payload.get("role") or "?"),
+        action=str(event.get("event", "")).removeprefix(EVENT_PREFIX),
+        target=str(payload.get("target") or ""),
+        outcome=str(payload.get("outcome") or "?"),
+        message=str(payload.get("message") or ""),
+    )
+
+
+def _flow_names(api: Api, flow_ids: set) -> dict:
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterId
+
+    if not flow_ids:
+        return {}
+    flows = api.client.read_flows(
+        flow_filter=FlowFilter(id=FlowFilterId(any_=list(flow_ids))), limit=PAGE
+    )
+    return {f.id: f.name for f in flows}
+
+
+def _schedule(item: Any) -> ScheduleRow:
+    schedule = item.schedule
+    cron = getattr(schedule, "cron", None)
+    interval = getattr(schedule, "interval", None)
+    rrule = getattr(schedule, "rrule", None)
+    if cron:
+        text = f"cron {cron}"
+    elif interval is not None:
+        text = f"every {interval}"
+    else:
+        text = f"rrule {rrule}" if rrule else "unknown"
+    return ScheduleRow(
+        id=str(item.id),
+        text=text,
+        timezone=getattr(schedule, "timezone", None),
+        active=bool(item.active),
+    )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _word(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
