@@ -330,22 +330,22 @@ def pick(dimension: Dimension, every: bool, raw: Any) -> DimensionPick:
     return DimensionPick(dimension.name, False, tuple(v for v in values if v is not None))
 
 
+def check_pick(dimension: Dimension, chosen: DimensionPick) -> list[Problem]:
+    """Problems with one dimension's choice: nothing chosen yet, or values out of bounds."""
+    if not chosen.every and not chosen.values:
+        text = f"choose at least one value of '{chosen.name}' to batch over"
+        return [Problem(chosen.name, f"{dimension.field.report}: {text}", True)]
+    found = (check(dimension.field, value) for value in chosen.values)
+    return [p for p in found if p is not None]
+
+
 def check_dimensions(
     report: str, dims: list[Dimension], picks: list[DimensionPick]
 ) -> list[Problem]:
     if not picks:
         return [Problem("over", f"{report}: choose at least one dimension to batch over", True)]
     by_name = {d.name: d for d in dims}
-    problems = []
-    for chosen in picks:
-        if not chosen.every and not chosen.values:
-            text = f"{report}: choose at least one value of '{chosen.name}' to batch over"
-            problems.append(Problem(chosen.name, text, True))
-            continue
-        field = by_name[chosen.name].field
-        found = (check(field, value) for value in chosen.values)
-        problems.extend(p for p in found if p is not None)
-    return problems
+    return [p for chosen in picks for p in check_pick(by_name[chosen.name], chosen)]
 
 
 def batch_size(dims: list[Dimension], picks: list[DimensionPick]) -> int:
@@ -371,6 +371,17 @@ def run_parameters(
     if picks is None:
         return {"report": report, "parameters": chosen}
     return {"report": report, "over": over_parameter(picks), "parameters": chosen}
+
+
+def run_target(parameters: dict[str, Any]) -> str:
+    """The run in words, for the audit log: "carrier-monthly carrier=AA month=2013-07"."""
+    fixed = " ".join(f"{k}={v}" for k, v in (parameters.get("parameters") or {}).items())
+    if "over" not in parameters:
+        return f"{parameters['report']} {fixed}".strip()
+    over = " ".join(
+        f"{k}={v if v == ALL else ','.join(map(str, v))}" for k, v in parameters["over"].items()
+    )
+    return f"{parameters['report']} batch over {over} {fixed}".strip()
 
 
 def _date(value: Any) -> dt.date | None:
