@@ -15,7 +15,7 @@ if str(_ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the pa
 
 import streamlit as st  # noqa: E402
 
-from dashboard import controls  # noqa: E402
+from dashboard import auth, controls  # noqa: E402
 
 _LOCAL = {"127.0.0.1", "localhost", "::1"}
 
@@ -30,15 +30,19 @@ navigation = st.navigation(
         st.Page("views/operations.py", title="Operations", icon="🛠️", url_path="operations"),
     ]
 )
+user, mode = auth.sign_in_gate()  # stops here until someone has signed in
 controls.sidebar()
 with st.sidebar:
     address = st.get_option("server.address")
-    if address in _LOCAL:
+    st.caption(f"👤 Signed in as **{user.name}** ({user.role})")
+    if mode == "password":
+        auth.sign_out_button()
+    if mode == "none" and address in _LOCAL:
         st.caption(
             f"🔒 No sign-in is configured: the dashboard listens on {address} only, "
             "so only this machine can open it."
         )
-    else:
+    elif mode == "none":
         st.warning(
             "No sign-in is configured, yet the dashboard may listen on every network "
             "interface. Start it with `reportrunner up` or `--server.address 127.0.0.1`.",

@@ -1,20 +1,48 @@
 """Who is using the dashboard, and what they may do.
 
 Roles: an analyst views and triggers runs; an operator may also use the controls.
-Without sign-in configured the dashboard listens on 127.0.0.1 only, and the one
-local user is an operator.
+Sign-in is configured one of three ways (the first that is set wins):
+
+- a trusted header set by a reverse proxy that already signed the user in:
+  REPORTRUNNER_DASHBOARD_TRUSTED_HEADER=X-Forwarded-User, the role from
+  REPORTRUNNER_DASHBOARD_ROLE_HEADER (a header whose value is analyst/operator) or
+  the names in REPORTRUNNER_DASHBOARD_OPERATORS=alice,bob (everyone else: analyst);
+- users with salted scrypt password hashes (`reportrunner hash-password`), from
+  Streamlit secrets `[auth.users.<name>] password_hash=…, role=…` or the
+  environment REPORTRUNNER_DASHBOARD_USERS=name:role:hash;name:role:hash;
+- nothing: the dashboard listens on 127.0.0.1 only and the one local user is an operator.
+
+Password hashes never leave this module: not in reprs, messages, logs or events.
+Streamlit is imported only where a page needs it, so the action layer and the CLI
+use the rest without it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import streamlit as st
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 ANALYST = "analyst"
 OPERATOR = "operator"
 ROLES = (ANALYST, OPERATOR)
+
+USERS_ENV = "REPORTRUNNER_DASHBOARD_USERS"
+TRUSTED_HEADER_ENV = "REPORTRUNNER_DASHBOARD_TRUSTED_HEADER"
+ROLE_HEADER_ENV = "REPORTRUNNER_DASHBOARD_ROLE_HEADER"
+OPERATORS_ENV = "REPORTRUNNER_DASHBOARD_OPERATORS"
+SIGN_IN_FAILED = "Unknown user or wrong password"
+
 _USER = "auth_user"
+_SCHEME = "scrypt"
+# scrypt cost: ~50 ms and 16 MiB per check, which makes guessing slow and stays in
+# OpenSSL's default memory limit.
+_N, _R, _P, _KEY_BYTES = 2**14, 8, 1, 32
 
 
 @dataclass(frozen=True)
@@ -28,18 +56,245 @@ class User:
 
 
 LOCAL_USER = User(name="local", role=OPERATOR)
+NOBODY = User(name="nobody", role="none")  # not signed in: may do nothing
 
 
 class PermissionDenied(Exception):
     """An action needs a role the user does not have; the message is one line."""
 
 
-def current_user() -> User:
-    """The signed-in user of this session."""
-    return st.session_state.get(_USER) or LOCAL_USER
+class AuthConfigError(Exception):
+    """Sign-in is configured wrongly; the message is one line and holds no secret."""
 
 
 def require(user: User, role: str, action: str) -> None:
-    """Enforced in the script before every action: a hidden button is not a permission."""
+    """Enforced in the code path of every action: a hidden button is not a permission."""
     if role == OPERATOR and not user.is_operator:
         raise PermissionDenied(f"{action} needs the operator role; {user.name} is an {user.role}")
+    if user.role not in ROLES:
+        raise PermissionDenied(f"{action} needs a signed-in user")
+
+
+# ---- passwords --------------------------------------------------------------------------
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """'scrypt$n$r$p$salt$key' (base64): what goes into secrets or the environment."""
+    if not password:
+        raise ValueError("the password is empty")
+    salt = salt or secrets.token_bytes(16)
+    key = _scrypt(password, salt, _N, _R, _P)
+    return "$".join([_SCHEME, str(_N), str(_R), str(_P), _b64(salt), _b64(key)])
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Constant-time check of `password` against a `hash_password` string."""
+    try:
+        scheme, n, r, p, salt, key = stored.split("$")
+        if scheme != _SCHEME:
+            return False
+        expected = base64.b64decode(key, validate=True)
+        actual = _scrypt(password, base64.b64decode(salt, validate=True), int(n), int(r), int(p))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(
+        password.encode(), salt=salt, n=n, r=r, p=p, dklen=_KEY_BYTES, maxmem=64 * 2**20
+    )
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+# A hash of nothing anyone knows: unknown names cost as much as wrong passwords.
+_DUMMY_HASH = hash_password(secrets.token_hex(16))
+
+
+# ---- configuration ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    hashes: dict[str, str] = field(default_factory=dict, repr=False)  # name → hash
+    roles: dict[str, str] = field(default_factory=dict)  # name → role
+    trusted_header: str | None = None
+    role_header: str | None = None
+    operators: frozenset[str] = frozenset()
+
+    @property
+    def mode(self) -> str:
+        """'header', 'password' or 'none'."""
+        if self.trusted_header:
+            return "header"
+        return "password" if self.hashes else "none"
+
+
+def load_settings(
+    secrets_section: Mapping[str, Any] | None, env: Mapping[str, str] | None = None
+) -> AuthSettings:
+    """Sign-in settings from the `[auth]` secrets section and the environment."""
+    env = os.environ if env is None else env
+    hashes: dict[str, str] = {}
+    roles: dict[str, str] = {}
+    users = (secrets_section or {}).get("users") or {}
+    for name, entry in users.items():
+        entry = entry if isinstance(entry, Mapping) else {}
+        _add_user(
+            hashes,
+            roles,
+            str(name),
+            entry.get("role"),
+            entry.get("password_hash"),
+            f"secrets [auth.users.{name}]",
+        )
+    for chunk in (env.get(USERS_ENV) or "").split(";"):
+        if not chunk.strip():
+            continue
+        parts = chunk.strip().split(":")
+        if len(parts) != 3:
+            raise AuthConfigError(f"{USERS_ENV}: each entry must be name:role:hash")
+        _add_user(hashes, roles, parts[0].strip(), parts[1].strip(), parts[2].strip(), USERS_ENV)
+    return AuthSettings(
+        hashes=hashes,
+        roles=roles,
+        trusted_header=(env.get(TRUSTED_HEADER_ENV) or "").strip() or None,
+        role_header=(env.get(ROLE_HEADER_ENV) or "").strip() or None,
+        operators=frozenset(
+            n.strip() for n in (env.get(OPERATORS_ENV) or "").split(",") if n.strip()
+        ),
+    )
+
+
+def _add_user(
+    hashes: dict[str, str], roles: dict[str, str], name: str, role: Any, hashed: Any, where: str
+) -> None:
+    if not name:
+        raise AuthConfigError(f"{where}: a user has no name")
+    if role not in ROLES:
+        raise AuthConfigError(f"{where}: user '{name}' needs role analyst or operator")
+    if not isinstance(hashed, str) or not hashed.startswith(f"{_SCHEME}$"):
+        raise AuthConfigError(
+            f"{where}: user '{name}' needs a password_hash from `reportrunner hash-password`"
+        )
+    hashes[name] = hashed
+    roles[name] = role
+
+
+def authenticate(settings: AuthSettings, name: str, password: str) -> User | None:
+    """The user when name and password match; None otherwise, in about the same time."""
+    name = name.strip()
+    stored = settings.hashes.get(name)
+    matched = verify_password(password, stored or _DUMMY_HASH)
+    return User(name=name, role=settings.roles[name]) if matched and stored else None
+
+
+def user_from_headers(headers: Mapping[str, str], settings: AuthSettings) -> User | None:
+    """The user a trusted reverse proxy names in its headers; None when it names nobody."""
+    if not settings.trusted_header:
+        return None
+    lowered = {str(k).lower(): str(v) for k, v in headers.items()}
+    name = lowered.get(settings.trusted_header.lower(), "").strip()
+    if not name:
+        return None
+    role = ANALYST
+    claimed = (
+        lowered.get(settings.role_header.lower(), "").strip().lower()
+        if (settings.role_header)
+        else ""
+    )
+    if claimed in ROLES:
+        role = claimed
+    elif name in settings.operators:
+        role = OPERATOR
+    return User(name=name, role=role)
+
+
+# ---- Streamlit: the session's user, the sign-in gate ------------------------------------
+
+
+def current_user() -> User:
+    """The signed-in user of this session (the local operator when sign-in is off)."""
+    import streamlit as st
+
+    return st.session_state.get(_USER) or NOBODY
+
+
+def sign_in_gate() -> tuple[User, str]:
+    """Who this session is, and by which mode; stops the page until someone signs in."""
+    import streamlit as st
+
+    try:
+        settings = load_settings(_secrets_section())
+    except AuthConfigError as exc:
+        st.error(f"Sign-in is misconfigured: {exc}", icon="⚠️")
+        st.stop()
+    if settings.mode == "none":
+        st.session_state[_USER] = LOCAL_USER
+        return LOCAL_USER, "none"
+    if settings.mode == "header":
+        user = user_from_headers(st.context.headers, settings)
+        if user is None:
+            st.session_state.pop(_USER, None)
+            st.error(
+                f"Sign-in is done by the reverse proxy, but this request has no "
+                f"{settings.trusted_header} header.",
+                icon="🔒",
+            )
+            st.stop()
+        st.session_state[_USER] = user
+        return user, "header"
+    user = st.session_state.get(_USER)
+    if isinstance(user, User) and user.name in settings.hashes:
+        user = User(name=user.name, role=settings.roles[user.name])  # roles may have changed
+        st.session_state[_USER] = user
+        return user, "password"
+    _sign_in_form(settings)
+    st.stop()
+
+
+def _sign_in_form(settings: AuthSettings) -> None:
+    import streamlit as st
+
+    st.title("Sign in")
+    with st.form("sign_in"):
+        name = st.text_input("User", key="sign_in_name", help="Your dashboard user name.")
+        password = st.text_input(
+            "Password", type="password", key="sign_in_password", help="Your dashboard password."
+        )
+        submitted = st.form_submit_button("Sign in", help="Check the name and password.")
+    if submitted:
+        user = authenticate(settings, name, password)
+        if user is None:
+            st.error(SIGN_IN_FAILED)
+            return
+        st.session_state[_USER] = user
+        st.rerun()
+
+
+def sign_out_button() -> None:
+    import streamlit as st
+
+    if st.button("Sign out", key="sign_out", help="End this session's sign-in."):
+        st.session_state.pop(_USER, None)
+        st.rerun()
+
+
+def _secrets_section() -> Mapping[str, Any] | None:
+    """The `[auth]` table of Streamlit secrets; None when there is no secrets file."""
+    import streamlit as st
+
+    try:
+        section = st.secrets.get("auth")
+    except Exception:  # no secrets.toml anywhere: Streamlit raises on first access
+        return None
+    return _plain(section) if section is not None else None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
