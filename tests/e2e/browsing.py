@@ -1,0 +1,84 @@
+"""Driving the Streamlit dashboard in a real browser: waiting, checking, recording."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from playwright.sync_api import Page
+
+PROJECT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = PROJECT / "test-artifacts" / "screenshots"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+# The script has finished its run (Streamlit sets this on the app's root).
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+BUSY = '[data-testid="stSpinner"], [data-testid="stSkeleton"]'
+WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def settle(page: Page, timeout_ms: float = 60_000) -> None:
+    """Wait until the script run is over and no spinner or placeholder is left."""
+    page.wait_for_selector(IDLE, timeout=timeout_ms)
+    page.locator(BUSY).first.wait_for(state="detached", timeout=timeout_ms)
+    page.wait_for_selector(IDLE, timeout=timeout_ms)
+
+
+def open_page(page: Page, url: str) -> None:
+    page.goto(url)
+    settle(page)
+
+
+def problems(page: Page) -> list[str]:
+    """What a healthy page never shows: a traceback box, or the API-down banner."""
+    found = []
+    exceptions = page.locator('[data-testid="stException"]')
+    if exceptions.count():
+        found.append(f"exception box: {exceptions.first.inner_text()[:500]}")
+    if page.get_by_text("Prefect API unavailable").count():
+        found.append("the 'Prefect API unavailable' banner")
+    return found
+
+
+def serious_violations(page: Page, axe_script: Path) -> list[dict]:
+    """axe-core's WCAG 2.0/2.1 A and AA violations of impact serious or critical."""
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(axe_script))
+    violations = page.evaluate(
+        """async (tags) => {
+            const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
+            return result.violations.map(v => ({
+                id: v.id, impact: v.impact, help: v.help,
+                targets: v.nodes.slice(0, 5).map(n => n.target.join(' ')),
+            }));
+        }""",
+        WCAG_AA,
+    )
+    return [v for v in violations if v["impact"] in ("serious", "critical")]
+
+
+def describe(violations: list[dict]) -> str:
+    return json.dumps(violations, indent=2)
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """A full-page PNG named after the page and the viewport width."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}-{page.viewport_size['width']}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def poll(what: str, check: Callable[[], object], timeout_s: float, every_s: float = 2.0):
+    """Call `check` until it returns something truthy; fail with `what` after the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(every_s)
