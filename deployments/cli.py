@@ -319,6 +319,24 @@ def _trigger_demo_batch(months: int, ui_url: str) -> str:
     return f"{ui_url}/runs/flow-run/{run.id}"
 
 
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    """A salted scrypt hash for the dashboard's users (secrets or REPORTRUNNER_DASHBOARD_USERS)."""
+    import getpass
+
+    from dashboard.auth import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise CliError("the two passwords differ")
+    else:  # piped: the first line is the password
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise CliError("the password is empty")
+    print(hash_password(password))
+    return 0
+
+
 def _on_off(value: str | None) -> bool | None:
     return None if value is None else value == "on"
 
@@ -446,6 +464,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="consolidated health for monitoring; non-zero when not ok")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "hash-password", help="hash a dashboard password (read from stdin or a prompt)"
+    )
+    p.set_defaults(func=cmd_hash_password)
     return parser
 
 
