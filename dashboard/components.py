@@ -8,7 +8,15 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard.api import ActiveBatches, BatchProgress, Health, HistoryBucket, Kpis, RunsPage
+from dashboard.api import (
+    ActiveBatches,
+    BatchProgress,
+    Health,
+    HistoryBucket,
+    Kpis,
+    RunRow,
+    RunsPage,
+)
 from dashboard.formatting import (
     clock,
     duration,
@@ -216,13 +224,15 @@ def runs_chart(history: list[HistoryBucket], since: datetime) -> None:
     st.altair_chart(chart, width="stretch")
 
 
-def runs_table(page: RunsPage) -> None:
+def runs_table(page: RunsPage, key: str = "runs_table") -> list[RunRow]:
+    """One page of runs, each linked to its detail page; returns the rows selected."""
     if not page.rows:
         st.info("No runs match these filters.")
-        return
+        return []
     frame = pd.DataFrame(
         [
             {
+                "Detail": f"run?id={row.id}",
                 "State": state_label(row.state_type, row.state_name),
                 "Name": row.name,
                 "Flow": row.flow,
@@ -240,11 +250,17 @@ def runs_table(page: RunsPage) -> None:
             for row in page.rows
         ]
     )
-    st.dataframe(
+    event = st.dataframe(
         frame,
         hide_index=True,
         width="stretch",
+        key=key,
+        on_select="rerun",
+        selection_mode="multi-row",
         column_config={
+            "Detail": st.column_config.LinkColumn(
+                display_text="Open", help="The run's detail page", width="small"
+            ),
             "State": st.column_config.TextColumn(help="Icon and name of the run's state"),
             "Expected start": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
             "Start": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
@@ -254,6 +270,8 @@ def runs_table(page: RunsPage) -> None:
             ),
         },
     )
+    chosen = event.selection.rows if event is not None else []
+    return [page.rows[i] for i in chosen if 0 <= i < len(page.rows)]
 
 
 def _naive(moment: datetime | None) -> datetime | None:

@@ -1,4 +1,8 @@
-"""Runs: every flow run, filtered, counted and paginated by the Prefect server."""
+"""Runs: every flow run, filtered, counted and paginated by the Prefect server.
+
+Select one run to open its detail page; operators select several for bulk retry,
+cancel or delete, each confirmed with the count and audited by `dashboard.actions`.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,13 @@ from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
-from dashboard import components, controls
+from dashboard import actions, auth, components, controls
 from dashboard.api import (
     ApiConfig,
     ApiUnavailable,
     FilterChoices,
     RunQuery,
+    RunRow,
     connect,
     filter_choices,
     runs_page,
@@ -23,6 +28,14 @@ PAGE_SIZES = [25, 50, 100, 200]
 RANGES_H = [1, 6, 24, 24 * 7, 24 * 30, 0]  # 0: any time
 _PAGE_NO = "runs_page_no"
 _QUERY_SEEN = "runs_query_seen"
+_PENDING = "runs_pending"  # {"action", "ids", "names"} awaiting confirmation
+_RESULT = "runs_result"  # (ok, message) of the last bulk action, shown once
+_GENERATION = "runs_table_generation"  # a new table key drops the selection after an action
+BULK = {  # action → (button label, which states it applies to; None: any)
+    "retry": ("🔁 Retry", actions.RETRYABLE),
+    "cancel": ("⏹️ Cancel", actions.CANCELLABLE),
+    "delete": ("🗑️ Delete", None),
+}
 
 settings = controls.current()
 st.title("Runs")
@@ -108,10 +121,93 @@ def _table() -> None:
     else:
         shown = f"{page.total:,} runs"
     st.markdown(f"**{shown}**")
-    components.runs_table(page)
+    _last_result()
+    selected = components.runs_table(page, key=f"runs_table_{st.session_state.get(_GENERATION, 0)}")
+    _selection_bar(selected)
     back, forward, _ = st.columns([1, 1, 6])
     back.button("← Previous", key="runs_prev", disabled=number == 0, on_click=_turn, args=(-1,))
     forward.button("Next →", key="runs_next", disabled=not page.has_next, on_click=_turn, args=(1,))
+
+
+def _selection_bar(rows: list[RunRow]) -> None:
+    """Open one selected run; for operators, bulk actions over every selected run."""
+    if not rows:
+        st.caption("Select a run to open it; operators select several to act on them.")
+        return
+    user = auth.current_user()
+    cols = st.columns(4)
+    if len(rows) == 1 and cols[0].button(
+        "🔎 Open", key="runs_open", help="Show this run's detail page."
+    ):
+        st.switch_page("views/run_detail.py", query_params={"id": rows[0].id})
+    if not user.is_operator:
+        st.caption(f"Bulk retry, cancel and delete need the operator role; you are an {user.role}.")
+        return
+    for col, (action, (label, states)) in zip(cols[1:], BULK.items(), strict=True):
+        eligible = [r for r in rows if states is None or r.state_type in states]
+        if col.button(
+            f"{label} {len(eligible)}",
+            key=f"runs_bulk_{action}",
+            disabled=not eligible,
+            help=f"{label[2:]} the selected runs this applies to ({len(eligible)} of {len(rows)}).",
+        ):
+            st.session_state[_PENDING] = {
+                "action": action,
+                "ids": [r.id for r in eligible],
+                "skipped": len(rows) - len(eligible),
+            }
+    _confirm_bulk(user)
+
+
+def _confirm_bulk(user: auth.User) -> None:
+    pending = st.session_state.get(_PENDING)
+    if not pending:
+        return
+    count, skipped = len(pending["ids"]), pending["skipped"]
+    question = {
+        "retry": f"Retry {count} run(s)? They run again from the start.",
+        "cancel": f"Cancel {count} run(s)?",
+        "delete": f"Delete {count} run(s) with their logs and artifacts? This cannot be undone.",
+    }[pending["action"]]
+    if skipped:
+        question += f" {skipped} selected run(s) do not apply and are left alone."
+    with st.container(border=True):
+        st.warning(question, icon="❓")
+        yes, no, _ = st.columns([1, 1, 4])
+        if yes.button("Confirm", key="runs_confirm", type="primary", help="Do it now."):
+            st.session_state.pop(_PENDING, None)
+            st.session_state[_RESULT] = _bulk(user, pending["action"], pending["ids"])
+            st.session_state[_GENERATION] = st.session_state.get(_GENERATION, 0) + 1
+            st.rerun()
+        if no.button("Keep as is", key="runs_keep", help="Close this question; nothing changes."):
+            st.session_state.pop(_PENDING, None)
+            st.rerun()
+
+
+def _bulk(user: auth.User, action: str, ids: list[str]) -> tuple[bool, str]:
+    """Each run is its own audited action, except delete (one call, one audit entry)."""
+    try:
+        with connect(config) as api:
+            if action == "delete":
+                result = actions.delete_runs(api, user, ids)
+                return result.ok, result.message
+            act = actions.retry_run if action == "retry" else actions.cancel_run
+            results = [act(api, user, run_id) for run_id in ids]
+    except ApiUnavailable as exc:
+        return False, str(exc)
+    done = sum(r.ok for r in results)
+    verb = "Retried" if action == "retry" else "Cancelling"
+    message = f"{verb} {done} of {len(ids)} run(s)."
+    refused = next((r.message for r in results if not r.ok), None)
+    if refused:
+        message += f" First refusal: {refused}"
+    return done == len(ids), message
+
+
+def _last_result() -> None:
+    result = st.session_state.pop(_RESULT, None)
+    if result is not None:
+        (st.success if result[0] else st.error)(result[1])
 
 
 _table()
