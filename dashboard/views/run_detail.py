@@ -1,5 +1,444 @@
-"""Run detail (being built)."""
+"""Run detail (`run?id=<uuid>`): one run's state, error, timeline, logs, artifacts, outputs."""
 
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+
+import altair as alt
+import pandas as pd
 import streamlit as st
 
+from dashboard import components, controls, previews
+from dashboard.api import ApiUnavailable, connect, parse_progress
+from dashboard.api._detail import (
+    ArtifactView,
+    RunDetail,
+    RunHeader,
+    RunIdError,
+    parse_run_id,
+    run_detail,
+)
+from dashboard.api._outputs import OutputLookupError, find_output, item_parameters
+from dashboard.formatting import clock, duration, state_label
+from dashboard.run_controls import RunControlsTarget, run_controls
+from reports import get_settings
+
+LOG_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
+LEVEL_ICONS = {"CRITICAL": "💥", "ERROR": "❌", "WARNING": "⚠️", "INFO": "ℹ️", "DEBUG": "🐞"}
+ITEM_STATUS = {"rendered": "✅ rendered", "skipped": "⏭️ unchanged", "failed": "❌ failed"}
+_INPUT = "run_id_input"
+_URL_SEEN = "run_id_url_seen"  # the ?id= last copied into the input
+_LEVEL = "run_log_level"
+_DRAWN = "run_detail_drawn_at"
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
+
+settings = controls.current()
 st.title("Run detail")
+
+
+def _follow_url() -> None:
+    """A new ?id= in the address (a link was followed) replaces what the input holds."""
+    in_url = st.query_params.get("id", "")
+    if st.session_state.get(_URL_SEEN) != in_url:
+        st.session_state[_URL_SEEN] = in_url
+        st.session_state[_INPUT] = in_url
+
+
+def _input_changed() -> None:
+    """The address follows a pasted id, so the page can be bookmarked and shared."""
+    pasted = st.session_state[_INPUT].strip()
+    st.query_params["id"] = pasted
+    st.session_state[_URL_SEEN] = pasted
+
+
+def _md(text: str) -> str:
+    """Names are data: shown as written, never read as markdown."""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+def _naive(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _header(head: RunHeader) -> None:
+    st.subheader(_md(head.name))
+    cols = st.columns(4)
+    cols[0].metric("State", state_label(head.state_type, head.state_name), help="Icon and name")
+    cols[1].metric("Started", clock(head.start), help="When the run began (UTC)")
+    cols[2].metric("Finished", clock(head.end), help="When it reached a final state (UTC)")
+    cols[3].metric("Duration", duration(head.duration_s), help="Finish minus start")
+    facts = [
+        f"Flow: {head.flow or '–'}",
+        f"Deployment: {head.deployment or '– (ran in-process)'}",
+        f"Work pool: {head.work_pool or '–'}, queue: {head.work_queue or '–'}",
+        f"Expected start: {clock(head.expected_start)}",
+        f"Tags: {', '.join(head.tags) or '–'}",
+    ]
+    st.caption(_md(" · ".join(facts)))
+    if head.parent_run_id:
+        st.markdown(f"Part of [its parent run](run?id={head.parent_run_id}).")
+    if head.progress is not None:
+        percent = head.progress.percent or 0
+        st.progress(min(1.0, percent / 100), text=components.batch_text(head.progress))
+
+
+def _error(detail: RunDetail) -> None:
+    head = detail.header
+    if head.state_type not in ("FAILED", "CRASHED"):
+        return
+    st.error(f"{state_label(head.state_type, head.state_name)}: {head.message or 'no message'}")
+    with st.expander("Traceback", expanded=False):
+        if detail.traceback:
+            st.code(detail.traceback, language="python")
+        else:
+            st.caption("No traceback in the run's error logs (the run may have crashed).")
+
+
+def _timeline(detail: RunDetail) -> None:
+    bars = [
+        {
+            "name": t.name,
+            "kind": "task",
+            "state": state_label(t.state_type, t.state_name),
+            "state_type": t.state_type,
+            "attempts": t.run_count,
+            "start": t.start,
+            "end": t.end,
+            "duration": duration(t.duration_s),
+        }
+        for t in detail.tasks
+    ] + [
+        {
+            "name": s.name,
+            "kind": f"subflow, {s.task_count} task runs",
+            "state": state_label(s.state_type, s.state_name),
+            "state_type": s.state_type,
+            "attempts": 1,
+            "start": s.start,
+            "end": s.end,
+            "duration": duration(s.duration_s),
+        }
+        for s in detail.subflows
+    ]
+    if not bars:
+        st.caption("This run has no task runs or subflows (yet).")
+        return
+    _gantt([b for b in bars if b["start"] is not None])
+    if detail.tasks:
+        shown = len(detail.tasks)
+        title = f"Task runs: first {shown} of {detail.task_total}"
+        st.markdown(f"**{title if detail.task_total > shown else f'Task runs: {shown}'}**")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "Task": t.name,
+                        "State": state_label(t.state_type, t.state_name),
+                        "Attempts": t.run_count,
+                        "Start": _naive(t.start),
+                        "Finish": _naive(t.end),
+                        "Duration": duration(t.duration_s),
+                    }
+                    for t in detail.tasks
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+            key="run_tasks",
+            column_config={
+                "Attempts": st.column_config.NumberColumn(
+                    help="Runs of the task, retries included"
+                ),
+                "Start": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+                "Finish": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+            },
+        )
+    if detail.subflows:
+        shown = len(detail.subflows)
+        title = f"Subflow runs: first {shown} of {detail.subflow_total}"
+        st.markdown(f"**{title if detail.subflow_total > shown else f'Subflow runs: {shown}'}**")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "Subflow": s.name,
+                        "State": state_label(s.state_type, s.state_name),
+                        "Task runs": s.task_count,
+                        "Start": _naive(s.start),
+                        "Finish": _naive(s.end),
+                        "Duration": duration(s.duration_s),
+                        "Detail": f"run?id={s.id}",
+                    }
+                    for s in detail.subflows
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+            key="run_subflows",
+            column_config={
+                "Task runs": st.column_config.NumberColumn(help="A chunk's task runs: its items"),
+                "Start": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+                "Finish": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+                "Detail": st.column_config.LinkColumn(display_text="open", help="Its detail page"),
+            },
+        )
+
+
+def _gantt(bars: list[dict]) -> None:
+    """Start → finish per task; the state is written beside each bar, not told by colour."""
+    if not bars:
+        return
+    now = datetime.now(UTC)
+    frame = pd.DataFrame(
+        [
+            {
+                **bar,
+                "start": _naive(bar["start"]),
+                "end": _naive(bar["end"] or now),
+                "label": f"{bar['state']}"
+                + (f" ({bar['attempts']} attempts)" if bar["attempts"] > 1 else ""),
+            }
+            for bar in bars
+        ]
+    ).sort_values("start")
+    kinds = [k for k in components.STATE_COLOURS if k in set(frame["state_type"])]
+    labels = {k: state_label(k) for k in kinds}
+    frame["legend"] = frame["state_type"].map(labels).fillna("❔ Other")
+    order = list(frame["name"])
+    y = alt.Y("name:N", sort=order, title=None, axis=alt.Axis(labelLimit=320))
+    base = alt.Chart(frame).encode(
+        y=y,
+        tooltip=[
+            alt.Tooltip("name:N", title="Run"),
+            alt.Tooltip("kind:N", title="Kind"),
+            alt.Tooltip("state:N", title="State"),
+            alt.Tooltip("attempts:Q", title="Attempts"),
+            alt.Tooltip("start:T", title="Start (UTC)", format="%H:%M:%S"),
+            alt.Tooltip("end:T", title="Finish (UTC)", format="%H:%M:%S"),
+            alt.Tooltip("duration:N", title="Duration"),
+        ],
+    )
+    bar_marks = base.mark_bar(minWidth=3).encode(
+        x=alt.X("start:T", title="Time (UTC)", axis=alt.Axis(format="%H:%M:%S")),
+        x2="end:T",
+        color=alt.Color(
+            "legend:N",
+            title="State",
+            scale=alt.Scale(
+                domain=[labels[k] for k in kinds] + ["❔ Other"],
+                range=[components.STATE_COLOURS[k] for k in kinds] + ["#999999"],
+            ),
+        ),
+    )
+    text_marks = base.mark_text(align="left", dx=4).encode(x="end:T", text="label:N")
+    chart = (bar_marks + text_marks).properties(height=max(100, 26 * len(frame)))
+    st.altair_chart(chart, width="stretch")
+
+
+def _logs(detail: RunDetail) -> None:
+    st.selectbox(
+        "Show lines from level",
+        list(LOG_LEVELS),
+        index=1,
+        key=_LEVEL,
+        help="Error and critical lines are always listed first; the rest follow, newest first.",
+    )
+    logs = detail.logs
+    if not logs.lines:
+        st.caption("No log lines at this level.")
+        return
+    tasks = detail.task_names
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "Time (UTC)": _naive(line.timestamp),
+                    "Level": f"{LEVEL_ICONS.get(line.level_name, '❔')} {line.level_name}",
+                    "Task": tasks.get(line.task_run_id or "", "") if line.task_run_id else "",
+                    "Message": line.message,
+                }
+                for line in logs.lines
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+        key="run_logs",
+        column_config={
+            "Time (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
+            "Message": st.column_config.TextColumn(width="large"),
+        },
+    )
+    if logs.errors_cut or logs.others_cut:
+        st.caption("Only the newest 200 lines of each part are shown; the Prefect UI has all.")
+
+
+def _artifacts(artifacts: tuple[ArtifactView, ...]) -> None:
+    if not artifacts:
+        st.caption("This run has no artifacts.")
+        return
+    links = [a for a in artifacts if a.type == "link"]
+    for artifact in artifacts:
+        title = artifact.key or artifact.type
+        if artifact.type == "progress":
+            value = parse_progress(artifact.data, artifact.description).percent or 0.0
+            st.progress(value / 100, text=f"{title}: {artifact.description or f'{value:.0f} %'}")
+        elif artifact.type == "markdown":
+            with st.container(border=True):
+                st.caption(_md(f"{title} — {artifact.description or 'markdown'}"))
+                st.markdown(str(artifact.data))
+        elif artifact.type == "table":
+            st.caption(_md(f"{title} — {artifact.description or 'table'}"))
+            st.dataframe(pd.DataFrame(artifact.data), hide_index=True, width="stretch")
+        elif artifact.type != "link":
+            st.caption(_md(f"{title} ({artifact.type})"))
+            st.text(str(artifact.data)[:2000])
+    if links:
+        st.caption("Links to the output files (open them below, under Outputs)")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {"File": a.data["text"], "Where": a.data["url"], "Size": a.description}
+                    for a in links
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+            key="run_links",
+        )
+
+
+def _outputs(detail: RunDetail, store_url: str) -> None:
+    head = detail.header
+    if head.flow == "batch" and head.report:
+        _batch_outputs(detail, head.report, store_url)
+        return
+    if head.flow != "report" or not head.report:
+        st.caption("Outputs are listed on `report` and `batch` runs; a chunk's are on its batch.")
+        return
+    raw = head.parameters.get("parameters") or {}
+    try:
+        output = find_output(store_url, head.report, raw if isinstance(raw, dict) else {})
+    except OutputLookupError as exc:
+        st.error(str(exc))
+        return
+    if output is None:
+        verb = "produced none" if head.is_final else "has not published any yet"
+        st.info(f"No outputs of {head.report} for these parameters: this run {verb}.")
+        return
+    if head.start and output.created_at and output.created_at < head.start:
+        st.caption("These outputs are older than this run: it found them current.")
+    previews.output_card(output, store_url, key="run_output")
+
+
+def _batch_outputs(detail: RunDetail, report: str, store_url: str) -> None:
+    table = detail.artifact("table", "batch-items")
+    if table is None or not table.data:
+        st.caption("The items table appears when the batch finishes.")
+        return
+    rows = [r for r in table.data if isinstance(r, dict)]
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "Item": r.get("item", ""),
+                    "Status": ITEM_STATUS.get(str(r.get("status")), f"❔ {r.get('status')}"),
+                    "Quality": previews.quality_label(str(r["quality"]))
+                    if r.get("quality")
+                    else "",
+                    "Pages": r.get("pages") or None,
+                    "Seconds": r.get("seconds") or None,
+                    "Error": r.get("error") or "",
+                }
+                for r in rows
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+        key="run_items",
+    )
+    done = [str(r.get("item")) for r in rows if r.get("status") != "failed"]
+    if not done:
+        st.caption("No item produced outputs.")
+        return
+    chosen = st.selectbox(
+        "Preview an item's output",
+        done,
+        key="run_item_choice",
+        help="Shows the first page, facts and downloads of one item of this batch.",
+    )
+    try:
+        output = find_output(store_url, report, item_parameters(report, chosen))
+    except OutputLookupError as exc:
+        st.error(str(exc))
+        return
+    if output is None:
+        st.warning(f"{chosen}: no outputs in the store any more (removed since the batch ran).")
+        return
+    previews.output_card(output, store_url, key="run_item_output")
+
+
+def _live(head: RunHeader) -> None:
+    """While the run is not final, reload the page at the sidebar's refresh interval."""
+    st.session_state[_DRAWN] = time.monotonic()
+    every = settings.run_every
+    if head.is_final or every is None:
+        return
+
+    @st.fragment(run_every=every)
+    def _tick() -> None:
+        if time.monotonic() - st.session_state.get(_DRAWN, 0.0) >= every:
+            st.rerun()
+
+    _tick()
+
+
+def _page() -> None:
+    _follow_url()
+    st.text_input(
+        "Flow run id",
+        key=_INPUT,
+        on_change=_input_changed,
+        placeholder="0c4f6a3e-5b1d-4a8e-9f2a-7d6c5b4a3e21",
+        help="Paste a flow run id from the Runs page or the Prefect UI; the address follows it.",
+    )
+    try:
+        run_id = parse_run_id(st.session_state.get(_INPUT))
+    except RunIdError as exc:
+        (st.error if st.session_state.get(_INPUT, "").strip() else st.info)(str(exc))
+        return
+    level = LOG_LEVELS.get(st.session_state.get(_LEVEL, "INFO"), 20)
+    try:
+        with connect() as api:
+            detail = run_detail(api, run_id, min_level=level)
+    except ApiUnavailable as exc:
+        components.api_banner(str(exc))
+        return
+    if detail is None:
+        st.error(f"No flow run {run_id} on this Prefect server: it may have been deleted.")
+        return
+    head = detail.header
+    _header(head)
+    run_controls(
+        RunControlsTarget(id=head.id, name=head.name, state_type=head.state_type, flow=head.flow)
+    )
+    _error(detail)
+    outputs, timeline, logs, artifacts, parameters = st.tabs(
+        ["Outputs", "Timeline", "Logs", "Artifacts", "Parameters"]
+    )
+    with outputs:
+        _outputs(detail, get_settings().resolved_output_url)
+    with timeline:
+        _timeline(detail)
+    with logs:
+        _logs(detail)
+    with artifacts:
+        _artifacts(detail.artifacts)
+    with parameters:
+        st.json(head.parameters, expanded=True)
+    st.caption(f"Read at {clock(datetime.now(UTC))} with {detail.calls} Prefect API calls.")
+    _live(head)
+
+
+_page()
