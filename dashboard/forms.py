@@ -348,15 +348,27 @@ def check_dimensions(
     return [p for chosen in picks for p in check_pick(by_name[chosen.name], chosen)]
 
 
+def value_counts(dims: list[Dimension], picks: list[DimensionPick]) -> dict[str, int]:
+    """How many values each chosen dimension contributes."""
+    by_name = {d.name: d for d in dims}
+    return {p.name: len(by_name[p.name].values or ()) if p.every else len(p.values) for p in picks}
+
+
 def batch_size(dims: list[Dimension], picks: list[DimensionPick]) -> int:
     """How many reports a batch renders: the product of each dimension's value count."""
-    if not picks:
-        return 0
-    by_name = {d.name: d for d in dims}
-    size = 1
-    for chosen in picks:
-        size *= len(by_name[chosen.name].values or ()) if chosen.every else len(chosen.values)
-    return size
+    counts = value_counts(dims, picks)
+    return math.prod(counts.values()) if counts else 0
+
+
+def batch_summary(dims: list[Dimension], picks: list[DimensionPick]) -> str:
+    """'This batch renders 32 reports (16 values of carrier × 2 values of month).'"""
+    size = batch_size(dims, picks)
+    parts = [
+        f"{n} value{'' if n == 1 else 's'} of {name}"
+        for name, n in value_counts(dims, picks).items()
+    ]
+    detail = f" ({' × '.join(parts)})" if parts else ""
+    return f"This batch renders {size:,} report{'' if size == 1 else 's'}{detail}."
 
 
 def over_parameter(picks: list[DimensionPick]) -> dict[str, Any]:

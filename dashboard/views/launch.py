@@ -22,7 +22,7 @@ from dashboard.api._launch import (
     create_run,
     launchable_reports,
 )
-from dashboard.auth import current_user
+from dashboard.auth import ANALYST, PermissionDenied, current_user, require
 
 SINGLE, BATCH = "single", "batch"
 MODES = {SINGLE: "Single run", BATCH: "Batch over a dimension"}
@@ -87,15 +87,7 @@ def _batch_widgets(report: str, schema: dict) -> tuple[list[forms.DimensionPick]
                 raw = _draw(forms.values_widget(dim, _key(report, BATCH, "values", dim.name)))
             picks.append(forms.pick(dim, every, raw))
             _show(forms.check_pick(dim, picks[-1]))
-    size = forms.batch_size(dims, picks)
-    counts = " × ".join(
-        f"{len(dim.values or ()) if p.every else len(p.values)} {p.name}"
-        for p in picks
-        for dim in dims
-        if dim.name == p.name
-    )
-    noun = "report" if size == 1 else "reports"
-    st.markdown(f"**This batch renders {size:,} {noun}**" + (f" ({counts})" if counts else ""))
+    st.info(forms.batch_summary(dims, picks), icon="🧮")
     return picks, forms.check_dimensions(report, dims, picks)
 
 
@@ -106,7 +98,11 @@ def _submit(config: ApiConfig, target: LaunchTarget, parameters: dict) -> tuple[
     try:
         with connect(config) as api:
             try:
+                require(user, ANALYST, "Run a report")
                 run = create_run(api, target, parameters, tags=("dashboard", f"user:{user.name}"))
+            except PermissionDenied as exc:
+                record(api, user, "run.trigger", what, False, str(exc), outcome="denied")
+                return False, str(exc), ""
             except RunRefused as exc:
                 record(api, user, "run.trigger", what, False, str(exc))
                 return False, str(exc), ""
@@ -183,7 +179,7 @@ clicked = st.button(
     disabled=bool(problems),
     help=f"Creates a run of {target.deployment}; it starts when a worker picks it up.",
 )
-if clicked:
+if clicked and not problems:  # disabled is drawn in the browser; check here too
     ok, message, toast = _submit(config, target, parameters)
     st.session_state[_OUTCOME] = (ok, message)
     if ok:

@@ -223,6 +223,12 @@ def test_batch_count_parameters_and_checks(schemas):
     assert forms.batch_size(dims, [months]) == 2
     assert forms.batch_size(dims, [carriers, months]) == 2 * CARRIERS
     assert forms.batch_size(dims, []) == 0
+    assert forms.batch_summary(dims, [carriers, months]) == (
+        "This batch renders 32 reports (16 values of carrier × 2 values of month)."
+    )
+    one = forms.pick(by_name["month"], False, ["2013-01"])
+    assert forms.batch_summary(dims, [one]) == "This batch renders 1 report (1 value of month)."
+    assert forms.batch_summary(dims, []) == "This batch renders 0 reports."
 
     # Parameters not batched over are shared; without a default they are required.
     shared = _fields(schema, batched=("month",))
