@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -82,3 +83,23 @@ def poll(what: str, check: Callable[[], object], timeout_s: float, every_s: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
         time.sleep(every_s)
+
+
+def widget(page: Page, key: str):
+    """The element of the widget with Streamlit key `key` (Streamlit's class for it)."""
+    return page.locator(f".st-key-{re.sub(r'[^a-zA-Z0-9_-]', '-', key.strip())}")
+
+
+def choose(page: Page, key: str, option: str, exact: bool = True) -> None:
+    """Pick `option` (its label, or part of it) in the selectbox with key `key`."""
+    widget(page, key).get_by_role("combobox").click()
+    page.get_by_role("option", name=option, exact=exact).click()
+    settle(page)
+
+
+def type_into(page: Page, key: str, text: str) -> None:
+    """Replace the text input's value and commit it (Enter), as a user does."""
+    field = widget(page, key).locator("input")
+    field.fill(text)
+    field.press("Enter")
+    settle(page)

@@ -2,15 +2,23 @@
 
 Every page loads without a traceback, passes axe-core's WCAG 2.1 AA checks (no
 serious or critical violation) on a desktop and a phone, and in the dark theme;
-screenshots land in test-artifacts/screenshots/.
+screenshots land in test-artifacts/screenshots/. Then what users do: run a report
+from the form and download its PDF; pause the work pool and see a run wait; retry
+the failed items of a batch.
 """
 
 from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from e2e.browsing import (
     DESKTOP,
     PHONE,
+    choose,
     describe,
     open_page,
     poll,
@@ -18,7 +26,10 @@ from e2e.browsing import (
     screenshot,
     serious_violations,
     settle,
+    type_into,
+    widget,
 )
+from pypdf import PdfReader
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
@@ -97,3 +108,58 @@ def test_dark_theme_is_applied_and_accessible(browser, stack, axe_script):
         assert not violations, f"runs, dark theme:\n{describe(violations)}"
     finally:
         context.close()
+
+
+def run_state_shown(page) -> str:
+    """The run detail page's State metric, e.g. '✅ Completed'."""
+    metric = page.locator('[data-testid="stMetric"]', has_text="State")
+    return metric.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def wait_for_state_shown(page, wanted: str, timeout_s: float = 240) -> None:
+    """Reload the run detail page until it shows `wanted`; a failure ends the wait early."""
+
+    def shown() -> bool:
+        page.reload()
+        settle(page)
+        state = run_state_shown(page)
+        assert not any(bad in state for bad in ("Failed", "Crashed", "Cancelled")), (
+            f"run ended {state}"
+        )
+        return wanted in state
+
+    poll(f"the run detail page to show {wanted}", shown, timeout_s, every_s=3)
+
+
+def pdf_text(data: bytes) -> str:
+    return "\n".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(data)).pages)
+
+
+def test_a_run_from_the_form_completes_and_its_pdf_downloads(page, stack):
+    open_page(page, f"{stack.dashboard_url}/launch")
+    choose(page, "launch_report", "(carrier-monthly)", exact=False)
+    choose(page, "launch:carrier-monthly:single:carrier", "B6")
+    type_into(page, "launch:carrier-monthly:single:month", "2013-03")
+    widget(page, "launch_submit").get_by_role("button").click()
+    settle(page)
+    success = page.locator('[data-testid="stAlertContentSuccess"]')
+    assert "carrier=B6 month=2013-03" in success.inner_text()
+
+    with page.context.expect_page() as opened:  # the link opens the run in a new tab
+        success.get_by_role("link", name=re.compile("open run")).click()
+    run_page = opened.value
+    run_page.wait_for_load_state()
+    settle(run_page)
+    run_id = parse_qs(urlparse(run_page.url).query)["id"][0]
+    with stack.client() as client:
+        run = client.read_flow_run(run_id)
+    assert run.parameters["parameters"] == {"carrier": "B6", "month": "2013-03"}
+
+    wait_for_state_shown(run_page, "Completed")
+    assert flow_run_state(stack, run_id) == "COMPLETED"
+    with run_page.expect_download() as download:
+        run_page.get_by_role("button", name=re.compile(r"^Download PDF")).click()
+    assert download.value.suggested_filename == "carrier-monthly_B6_2013-03.pdf"
+    data = Path(download.value.path()).read_bytes()
+    assert data.startswith(b"%PDF-")
+    assert "JetBlue Airways" in pdf_text(data)
