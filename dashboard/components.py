@@ -17,26 +17,33 @@ from dashboard.api import (
     RunRow,
     RunsPage,
 )
+from dashboard.api._models import FailureGroup, FailureSpike, ReportDuration, SlowRun
 from dashboard.formatting import (
     clock,
     duration,
+    escape_markdown,
     percent,
     pool_label,
     state_label,
+    time_span,
+    times_slower,
 )
 
-# Colour backs up the legend's icon and name; it never carries the state alone.
+# Colour backs up the legend's icon and name; it never carries the state alone. Mid-tones
+# with at least 3:1 contrast on both Streamlit themes' backgrounds (tests check it).
 STATE_COLOURS = {
-    "COMPLETED": "#2e7d32",
-    "FAILED": "#c62828",
-    "CRASHED": "#6a1b1a",
-    "RUNNING": "#1565c0",
-    "PENDING": "#8e24aa",
-    "SCHEDULED": "#ef6c00",
-    "PAUSED": "#795548",
-    "CANCELLING": "#757575",
-    "CANCELLED": "#424242",
+    "COMPLETED": "#2e8b57",
+    "FAILED": "#e53935",
+    "CRASHED": "#d81b60",
+    "RUNNING": "#2b7bd6",
+    "PENDING": "#9b59b6",
+    "SCHEDULED": "#c75b00",
+    "PAUSED": "#8d6e63",
+    "CANCELLING": "#808080",
+    "CANCELLED": "#6d6d6d",
 }
+DURATION_COLOURS = {"Median": "#2b7bd6", "90th percentile": "#c75b00"}
+EXAMPLE_RUNS = 5  # example runs linked per failure group
 KPI_LABELS = ["Running", "Queued", "Completed", "Failed", "Success rate", "Median duration"]
 
 
@@ -221,7 +228,102 @@ def runs_chart(history: list[HistoryBucket], since: datetime) -> None:
         )
         .properties(height=220)
     )
-    st.altair_chart(chart, width="stretch")
+    st.altair_chart(chart, width="stretch", theme="streamlit")
+
+
+def duration_chart(durations: list[ReportDuration]) -> None:
+    """Median run time per report as a bar, its 90th percentile as a mark; slowest on top."""
+    if not durations:
+        st.caption("No completed runs in this window.")
+        return
+    rows = []
+    for d in durations:
+        common = {
+            "report": d.report,
+            "runs": d.runs,
+            "median": duration(d.median_s),
+            "p90": duration(d.p90_s),
+            "longest": duration(d.max_s),
+        }
+        rows.append({**common, "measure": "Median", "seconds": d.median_s})
+        rows.append({**common, "measure": "90th percentile", "seconds": d.p90_s})
+    frame = pd.DataFrame(rows)
+    base = alt.Chart(frame).encode(
+        y=alt.Y("report:N", title=None, sort=[d.report for d in durations]),
+        x=alt.X("seconds:Q", title="Run time (s)"),
+        color=alt.Color(
+            "measure:N",
+            title=None,
+            scale=alt.Scale(domain=list(DURATION_COLOURS), range=list(DURATION_COLOURS.values())),
+            legend=alt.Legend(orient="bottom"),
+        ),
+        tooltip=[
+            alt.Tooltip("report:N", title="Report"),
+            alt.Tooltip("runs:Q", title="Runs in the sample"),
+            alt.Tooltip("median:N", title="Median"),
+            alt.Tooltip("p90:N", title="90th percentile"),
+            alt.Tooltip("longest:N", title="Longest"),
+        ],
+    )
+    bars = base.transform_filter(alt.datum.measure == "Median").mark_bar()
+    marks = base.transform_filter(alt.datum.measure == "90th percentile").mark_tick(
+        thickness=3, size=18
+    )
+    chart = (bars + marks).properties(height=max(120, 32 * len(durations)))
+    st.altair_chart(chart, width="stretch", theme="streamlit")
+
+
+def slow_runs_list(slow: list[SlowRun], limit: int = 10) -> None:
+    """Each slow run linked to its detail page, with how much slower it was."""
+    if not slow:
+        st.caption("✅ No run took more than three times its report's median.")
+        return
+    lines = [
+        f"- 🐢 [{escape_markdown(r.name)}](run?id={r.run_id}) — {duration(r.duration_s)}, "
+        f"{times_slower(r.ratio)} the median of {escape_markdown(r.report)} "
+        f"({duration(r.report_median_s)})"
+        for r in slow[:limit]
+    ]
+    st.markdown("\n".join(lines))
+    if len(slow) > limit:
+        st.caption(f"{limit} of {len(slow)} slow runs shown, slowest relative first.")
+
+
+def failure_spikes_list(spikes: list[FailureSpike]) -> None:
+    if not spikes:
+        st.caption("✅ No time slot with far more failures than usual.")
+        return
+    st.markdown(
+        "\n".join(
+            f"- 🔺 {time_span(s.start, s.end)}: **{s.failed} failed or crashed** "
+            f"(typically {s.typical:g} per slot)"
+            for s in spikes
+        )
+    )
+
+
+def failure_group_card(group: FailureGroup) -> st.delta_generator.DeltaGenerator:
+    """One error signature: how often, where, the latest message and example runs.
+
+    Returns the card, so the page can add its controls inside it.
+    """
+    card = st.container(border=True)
+    with card:
+        runs = "run" if group.count == 1 else "runs"
+        code = group.signature.replace("`", "'")  # a backtick would end the code span
+        st.markdown(f"❌ **{group.count} failed {runs}** · `{code}`")
+        st.caption(
+            f"Reports: {escape_markdown(', '.join(group.reports))} · "
+            f"latest {clock(group.latest)}  \n"
+            f"Latest message: {escape_markdown(group.example)}"
+        )
+        links = ", ".join(
+            f"[{n}](run?id={run_id})"
+            for n, run_id in enumerate(group.run_ids[:EXAMPLE_RUNS], start=1)
+        )
+        more = f" and {group.count - EXAMPLE_RUNS} more" if group.count > EXAMPLE_RUNS else ""
+        st.markdown(f"Example runs: {links}{more}")
+    return card
 
 
 def runs_table(page: RunsPage, key: str = "runs_table") -> list[RunRow]:

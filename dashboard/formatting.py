@@ -61,3 +61,23 @@ def window_label(hours: float) -> str:
     if hours < 48:
         return f"last {hours:g} h"
     return f"last {hours / 24:g} d"
+
+
+def times_slower(ratio: float) -> str:
+    """'4.2× its report's median'."""
+    return f"{ratio:.1f}×"
+
+
+def time_span(start: datetime, end: datetime) -> str:
+    """'2025-03-04 13:00–14:00 UTC' (the end's date only when it differs)."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    tail = end.strftime("%H:%M") if end.date() == start.date() else end.strftime("%Y-%m-%d %H:%M")
+    return f"{start.strftime('%Y-%m-%d %H:%M')}–{tail} UTC"
+
+
+def escape_markdown(text: str) -> str:
+    """Run names and messages shown in markdown as typed, not as formatting."""
+    return "".join(f"\\{c}" if c in _MARKDOWN_SPECIAL else c for c in text)
+
+
+_MARKDOWN_SPECIAL = set("\\`*_{}[]()<>#+-.!|~$:")

@@ -158,6 +158,7 @@ def failure_groups(samples: Iterable[RunSample]) -> list[FailureGroup]:
                 reports=sorted({s.report for s in runs}),
                 run_ids=[s.id for s in runs],
                 latest=runs[0].finished_at,
+                retryable_ids=[s.id for s in runs if s.from_deployment],
             )
         )
     return sorted(groups, key=lambda g: (-g.count, -(g.latest or _EPOCH).timestamp()))
@@ -227,6 +228,7 @@ def samples(api: Api, runs: list) -> list[RunSample]:
             else None,
             message=run.state.message if run.state else None,
             finished_at=_utc(run.end_time or run.expected_start_time),
+            from_deployment=run.deployment_id is not None,
         )
         for run in runs
     ]

@@ -120,6 +120,7 @@ class RunSample:
     duration_s: float | None
     message: str | None
     finished_at: datetime | None  # end time, or the expected start when it never ran
+    from_deployment: bool = False  # only those can be retried (a worker picks them up)
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ class FailureGroup:
     reports: list[str]
     run_ids: list[str]  # newest first
     latest: datetime | None
+    retryable_ids: list[str] = field(default_factory=list)  # those started from a deployment
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,21 @@
-"""Overview: health, KPIs against the previous window, runs over time, active batches."""
+"""Overview: health, KPIs against the previous window, runs over time, run time by report,
+insights (slow runs, failure spikes, failures by error with a retry) and active batches."""
 
 from __future__ import annotations
 
+import hashlib
+
 import streamlit as st
 
-from dashboard import components, controls
+from dashboard import actions, auth, components, controls
 from dashboard.api import ApiUnavailable, Overview, Window, connect, overview
+from dashboard.api._models import FailureGroup
 from dashboard.formatting import clock, window_label
 
 _LAST = "overview_last_good"
+_PENDING = "overview_retry_pending"  # (group key, run ids) awaiting confirmation
+_RESULT = "overview_retry_result"  # (ok, message) of the last group retry
+MAX_GROUPS = 10
 
 settings = controls.current()
 window_text = window_label(settings.window.total_seconds() / 3600)
@@ -16,14 +23,147 @@ st.title("Overview")
 
 
 def _render(data: Overview) -> None:
-    st.subheader("Health")
+    st.subheader(
+        "Health", help="Is the Prefect API up, can workers pick up runs, is anything late."
+    )
     components.health_strip(data.health)
-    st.subheader(f"Runs in the {window_text}")
+    st.subheader(
+        f"Runs in the {window_text}",
+        help="Flow runs by the time they were expected to start; the small figures compare "
+        "with the window of the same length before.",
+    )
     components.kpi_tiles(data.kpis, window_text)
     components.runs_chart(data.history, since=data.window.start)
-    st.subheader("Active batches")
+    st.subheader(
+        "Run time by report",
+        help=f"Median (bar) and 90th percentile (mark) of the latest "
+        f"{data.insights.completed_sample} completed runs in the window (at most 200). "
+        "Batches and chunks are shown apart from single report runs.",
+    )
+    components.duration_chart(data.insights.durations)
+    st.subheader("Insights", help="What stands out in the window, read from the same samples.")
+    _insights(data)
+    st.subheader("Active batches", help="Batch runs running now, with their progress artifacts.")
     components.active_batches(data.batches)
     st.caption(f"Updated {clock(data.health.checked_at)} with {data.calls} Prefect API calls.")
+
+
+def _insights(data: Overview) -> None:
+    found = data.insights
+    st.markdown(
+        "##### 🐢 Slow runs",
+        help="Completed runs that took more than three times their report's median "
+        "(reports with at least five runs in the sample, and at least a second longer).",
+    )
+    components.slow_runs_list(found.slow_runs)
+    st.markdown(
+        "##### 🔺 Failure spikes",
+        help="Time slots of this window with at least three failed or crashed runs and at "
+        "least three times the typical slot of this window and the one before.",
+    )
+    components.failure_spikes_list(found.spikes)
+    st.markdown(
+        "##### ❌ Failures by error",
+        help="Failed and crashed runs whose messages differ only in values (numbers, ids, "
+        "quoted values, paths) are one group. Links open the run's detail page.",
+    )
+    failed_now = data.kpis.current.failed
+    if found.failed_sample < failed_now:
+        st.caption(f"Grouped from the latest {found.failed_sample} of {failed_now} failed runs.")
+    if not found.failure_groups:
+        st.caption("✅ No failed runs in this window.")
+        return
+    notice = st.empty()
+    user = auth.current_user()
+    if not user.is_operator:
+        st.caption(f"Retrying runs needs the operator role; you are an {user.role}.")
+    for group in found.failure_groups[:MAX_GROUPS]:
+        with components.failure_group_card(group):
+            if user.is_operator:
+                _retry_controls(group)
+    shown = min(MAX_GROUPS, len(found.failure_groups))
+    if len(found.failure_groups) > shown:
+        st.caption(f"{shown} of {len(found.failure_groups)} groups shown, largest first.")
+    result = st.session_state.get(_RESULT)
+    if result:
+        ok, message = result
+        (notice.success if ok else notice.error)(message, icon="✅" if ok else "⚠️")
+
+
+def _retry_controls(group: FailureGroup) -> None:
+    """'Retry these N runs', then a confirmation that states N; the retry runs in a callback."""
+    key = "retry_" + hashlib.sha1(group.signature.encode()).hexdigest()[:12]
+    pending = st.session_state.get(_PENDING)
+    if pending and pending[0] == key:
+        count = len(pending[1])
+        st.warning(
+            f"Retry {count} {'run' if count == 1 else 'runs'} that failed with this error? "
+            "Each runs again from the start.",
+            icon="🔁",
+        )
+        yes, no = st.columns(2)
+        yes.button(
+            f"Yes, retry {count} {'run' if count == 1 else 'runs'}",
+            key=f"{key}_confirm",
+            type="primary",
+            on_click=_retry_pending,
+            help="Sets each run to AwaitingRetry, as the Prefect UI's Retry does; audited.",
+        )
+        no.button(
+            "Cancel",
+            key=f"{key}_cancel",
+            on_click=_forget_pending,
+            help="Leave the runs as they are.",
+        )
+        return
+    retryable = len(group.retryable_ids)
+    if retryable == group.count:
+        why = "Run them again from the start; you confirm first."
+    elif retryable:
+        why = (
+            f"{retryable} of these {group.count} runs came from a deployment; only those can "
+            "be retried here."
+        )
+    else:
+        why = "None of these runs came from a deployment, so no worker could pick a retry up."
+    st.button(
+        f"🔁 Retry these {retryable} {'run' if retryable == 1 else 'runs'}",
+        key=key,
+        disabled=not retryable,
+        on_click=_ask_to_retry,
+        args=(key, tuple(group.retryable_ids)),
+        help=why,
+    )
+
+
+def _ask_to_retry(key: str, run_ids: tuple[str, ...]) -> None:
+    # The ids are kept as they were when asked, so the confirmed count is the retried count.
+    st.session_state[_PENDING] = (key, run_ids)
+
+
+def _forget_pending() -> None:
+    st.session_state.pop(_PENDING, None)
+
+
+def _retry_pending() -> None:
+    """Retry the confirmed runs; `actions.retry_run` checks the role and audits each one."""
+    pending = st.session_state.pop(_PENDING, None)
+    if not pending:
+        return
+    run_ids = pending[1]
+    user = auth.current_user()
+    try:
+        with connect() as api:
+            results = [actions.retry_run(api, user, run_id) for run_id in run_ids]
+    except ApiUnavailable as exc:
+        st.session_state[_RESULT] = (False, str(exc))
+        return
+    done = sum(r.ok for r in results)
+    refused = next((r.message for r in results if not r.ok), None)
+    message = f"Retry queued for {done} of {len(run_ids)} runs."
+    if refused:
+        message += f" First refusal: {refused}"
+    st.session_state[_RESULT] = (not refused, message)
 
 
 @st.fragment(run_every=settings.run_every)
@@ -40,7 +180,11 @@ def _live() -> None:
     st.session_state[_LAST] = data
     _render(data)
     if not settings.auto_refresh:
-        st.button("Refresh now", help="Auto-refresh is off: read the figures again.")
+        st.button(
+            "Refresh now",
+            key="overview_refresh",
+            help="Auto-refresh is off: read the figures again.",
+        )
 
 
 _live()

@@ -88,6 +88,7 @@ def _run(i: int, report: str, seconds: float | None, state: str = "COMPLETED", *
         duration_s=seconds,
         message=kw.get("message"),
         finished_at=kw.get("finished_at", NOW - timedelta(minutes=i)),
+        from_deployment=kw.get("from_deployment", True),
     )
 
 
@@ -158,7 +159,7 @@ def test_failure_groups_count_name_reports_and_list_runs_newest_first():
         _run(i, report, None, "FAILED", message=ZZ.replace("'ZZ'", f"'{code}'"))
         for i, (report, code) in enumerate([("carrier-monthly", "ZZ"), ("cm (batch)", "QQ")])
     ]
-    zz.append(_run(7, "carrier-monthly", None, "FAILED", message=ZZ))
+    zz.append(_run(7, "carrier-monthly", None, "FAILED", message=ZZ, from_deployment=False))
     crashed = [_run(i, "airport-daily", None, "CRASHED", message=f"exit code {i}") for i in (3, 4)]
     silent = [_run(5, "etl", None, "FAILED", message=None)]
     groups = failure_groups([*crashed, *zz, *silent])
@@ -177,6 +178,7 @@ def test_failure_groups_count_name_reports_and_list_runs_newest_first():
         "run-cm (batch)-1",
         "run-carrier-monthly-7",
     ]
+    assert first.retryable_ids == ["run-carrier-monthly-0", "run-cm (batch)-1"]
     assert first.reports == ["carrier-monthly", "cm (batch)"]
     assert first.example == ZZ and first.latest == NOW
     assert groups[1].run_ids == ["run-airport-daily-3", "run-airport-daily-4"]
