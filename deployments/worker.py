@@ -37,8 +37,82 @@ def worker_command(
 
 def worker_environment(healthcheck_port: int) -> dict[str, str]:
     # Each worker's health endpoint needs its own port when several share a host.
+    # Flow runs inherit this environment, and with it their heartbeat interval.
     return {
         **os.environ,
         "PREFECT_WORKER_WEBSERVER_HOST": "127.0.0.1",
         "PREFECT_WORKER_WEBSERVER_PORT": str(healthcheck_port),
+        HEARTBEAT_VARIABLE: str(heartbeat_seconds()),
     }
+
+
+# ---- runs a dead worker leaves behind -------------------------------------------------
+#
+# A worker killed with its flow runs (SIGKILL, lost machine) cannot report anything: its
+# runs stay Running for ever. Each flow run sends a heartbeat event every
+# `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` seconds; this automation marks a run Crashed when
+# its heartbeats stop for three intervals without a final state, so the failure
+# alert, `reportrunner status` and a retry all see it (Prefect's documented recipe for
+# "zombie" flow runs; the server has no built-in service for it).
+
+ZOMBIE_AUTOMATION = "reportrunner-unresponsive-runs"
+MISSED_HEARTBEATS = 3
+HEARTBEAT_VARIABLE = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"
+# Prefect's default is 180 s (9 minutes to detect a dead run); its minimum is 30 s.
+DEFAULT_HEARTBEAT_S = 60
+_FINAL_EVENTS = (
+    "prefect.flow-run.Completed",
+    "prefect.flow-run.Failed",
+    "prefect.flow-run.Cancelled",
+    "prefect.flow-run.Crashed",
+)
+
+
+def heartbeat_seconds() -> int:
+    """The flow runs' heartbeat interval: the environment's, else one minute."""
+    return int(os.environ.get(HEARTBEAT_VARIABLE) or DEFAULT_HEARTBEAT_S)
+
+
+def ensure_zombie_detection(client, heartbeat_s: int | None = None) -> str:
+    """Create or update the automation that crashes runs whose heartbeats stopped."""
+    desired = _zombie_automation(heartbeat_s or heartbeat_seconds())
+    existing = client.read_automations_by_name(ZOMBIE_AUTOMATION)
+    for extra in existing[1:]:
+        client.delete_automation(extra.id)
+    if not existing:
+        client.create_automation(desired)
+        return f"created    automation {ZOMBIE_AUTOMATION}"
+    client.update_automation(existing[0].id, desired)
+    return f"updated    automation {ZOMBIE_AUTOMATION}"
+
+
+def _zombie_automation(heartbeat_s: int):
+    from datetime import timedelta
+
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    silence = heartbeat_s * MISSED_HEARTBEATS
+    return AutomationCore(
+        name=ZOMBIE_AUTOMATION,
+        description=(
+            f"Marks a flow run Crashed when it sent no heartbeat for {silence} s "
+            "(its worker or machine died). Created by `reportrunner deploy`."
+        ),
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.heartbeat", *_FINAL_EVENTS},
+            match={"prefect.resource.id": ["prefect.flow-run.*"]},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=silence),
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message=f"no heartbeat for {silence} s: its worker or machine stopped",
+            )
+        ],
+    )
