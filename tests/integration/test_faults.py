@@ -181,3 +181,157 @@ def test_prefect_server_restart_mid_batch_loses_nothing(output_root: Path, tmp_p
     pdfs = list(output_root.rglob("*.pdf"))
     assert len(pdfs) == 24 and len({p.parent for p in pdfs}) == 24
     assert not list(output_root.rglob("*.tmp"))
+
+
+# ---- a worker killed while holding runs ------------------------------------------------
+
+
+def _start_worker(name: str, limit: int, heartbeat_s: int) -> subprocess.Popen:
+    from deployments.prefect_server import free_port
+
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "deployments.cli",
+            "worker",
+            "--name",
+            name,
+            "--limit",
+            str(limit),
+            "--healthcheck-port",
+            str(free_port()),
+        ],
+        env={**os.environ, "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(heartbeat_s)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group, like a service on its own host
+    )
+
+
+def _wait_for_state(client, run_id: UUID, wanted: set[str], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    name = "?"
+    while time.monotonic() < deadline:
+        name = client.read_flow_run(run_id).state.name
+        if name in wanted:
+            return name
+        time.sleep(2)
+    raise AssertionError(f"flow run {run_id} is {name}, not {sorted(wanted)}, after {timeout} s")
+
+
+def _heartbeats(api_url: str, run_id: UUID) -> int:
+    import httpx
+
+    response = httpx.post(
+        f"{api_url}/events/filter",
+        json={
+            "filter": {
+                "event": {"name": ["prefect.flow-run.heartbeat"]},
+                "resource": {"id": [f"prefect.flow-run.{run_id}"]},
+            },
+            "limit": 10,
+        },
+        timeout=30,
+    )
+    response.raise_for_status()
+    return len(response.json()["events"])
+
+
+def _processes_of_run(run_id: UUID) -> dict[int, int]:
+    """pid → process group of every process working for a flow run (found by its env)."""
+    found = {}
+    marker = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and _environ_has(proc, marker.decode()):
+            try:
+                found[int(proc.name)] = int(
+                    (proc / "stat").read_text().rsplit(")", 1)[1].split()[2]
+                )
+            except OSError:
+                continue
+    return found
+
+
+def test_worker_killed_while_holding_runs_is_detected_and_recovered(output_root, prefect_server):
+    """SIGKILL a worker (and its process group) mid-batch, with a run queued behind it.
+
+    Operator procedure under test (docs/RELIABILITY.md): `reportrunner status` names the
+    Crashed run; start a worker; retry the crashed run; the queued run needs nothing.
+    """
+    from prefect import get_client
+    from prefect.deployments import run_deployment
+
+    from deployments.deploy import deploy
+    from deployments.worker import ensure_zombie_detection
+
+    heartbeat = 30  # Prefect's minimum: detection after 3 missed beats, 90 s
+    deploy()
+    with get_client(sync_client=True) as client:
+        ensure_zombie_detection(client, heartbeat)
+    worker = _start_worker("doomed", limit=1, heartbeat_s=heartbeat)
+    try:
+        batch = run_deployment(
+            "batch/carrier-monthly",
+            parameters={
+                "report": "carrier-monthly",
+                "over": {"carrier": "*", "month": ["2013-01", "2013-02", "2013-03"]},
+            },
+            timeout=0,
+        )
+        with get_client(sync_client=True) as client:
+            _wait_for_state(client, batch.id, {"Running"}, timeout=600)
+            queued = run_deployment(
+                "report/carrier-monthly",
+                parameters={
+                    "report": "carrier-monthly",
+                    "parameters": {"carrier": "AA", "month": "2013-04"},
+                },
+                timeout=0,
+            )
+            deadline = time.monotonic() + 300
+            while _heartbeats(prefect_server.api_url, batch.id) == 0:
+                assert time.monotonic() < deadline, "the batch sent no heartbeat"
+                time.sleep(2)
+            # The flow-run process and its render processes are in the worker's process
+            # group: a group kill (a stopped service, container or machine) takes them all.
+            holders = _processes_of_run(batch.id)
+            assert holders and set(holders.values()) == {worker.pid}, holders
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+            _wait_for_children_to_exit(f"PREFECT__FLOW_RUN_ID={batch.id}")
+            assert client.read_flow_run(queued.id).state.name in {"Scheduled", "Late"}
+
+            # Detected: no heartbeat for 90 s → Crashed, by the automation.
+            assert _wait_for_state(client, batch.id, {"Crashed"}, timeout=600) == "Crashed"
+            assert _wait_for_state(client, queued.id, {"Late"}, timeout=300) == "Late"
+        status = subprocess.run(
+            [sys.executable, "-m", "deployments.cli", "status", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        payload = json.loads(status.stdout)
+        assert status.returncode == 1 and payload["late_runs"]["count"] >= 1
+        crashed = [e for e in payload["failed_runs"]["examples"] if e["id"] == str(batch.id)]
+        assert crashed and crashed[0]["state"] == "Crashed"
+
+        # Recovery: a new worker, and the crashed batch retried the way the UI does it.
+        worker = _start_worker("replacement", limit=2, heartbeat_s=heartbeat)
+        retry = subprocess.run(
+            [sys.executable, "-m", "prefect", "flow-run", "retry", str(batch.id)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert retry.returncode == 0, retry.stdout + retry.stderr
+        with get_client(sync_client=True) as client:
+            assert _wait_for_state(client, queued.id, {"Completed"}, 900) == "Completed"
+            assert _wait_for_state(client, batch.id, {"Completed", "Failed"}, 1200) == "Completed"
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    after = _complete_items(output_root)  # every file matches its manifest's sha256
+    assert len(after) == 16 * 3 + 1
+    assert not list(output_root.rglob("*.tmp"))
