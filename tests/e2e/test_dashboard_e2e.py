@@ -163,3 +163,47 @@ def test_a_run_from_the_form_completes_and_its_pdf_downloads(page, stack):
     data = Path(download.value.path()).read_bytes()
     assert data.startswith(b"%PDF-")
     assert "JetBlue Airways" in pdf_text(data)
+
+
+def start_run(stack, deployment: str, parameters: dict):
+    with stack.client() as client:
+        target = client.read_deployment_by_name(deployment)
+        return client.create_flow_run_from_deployment(target.id, parameters=parameters).id
+
+
+def test_retrying_the_failed_item_of_a_batch_renders_only_that_item(page, stack):
+    def item(carrier: str) -> Path:
+        return stack.outputs / "flaky-carrier" / f"carrier={carrier}" / "month=2013-01"
+
+    broken = stack.data_dir / "broken-HA"  # the test report's switch: HA's source fails
+    broken.touch()
+    try:
+        run_id = start_run(
+            stack,
+            "batch/flaky-carrier",
+            {"over": {"carrier": ["AS", "HA"], "month": ["2013-01"]}},
+        )
+        assert finished(stack, run_id, timeout_s=300) == "FAILED"
+    finally:
+        broken.unlink()  # mended
+    assert not list(item("HA").glob("*.pdf"))
+    kept = item("AS") / "manifest.json"
+    kept_written = kept.stat().st_mtime_ns
+
+    open_page(page, f"{stack.dashboard_url}/run?id={run_id}")
+    retry = widget(page, "run_retry-failed").get_by_role("button")
+    assert "Retry 1 failed items" in retry.inner_text()
+    retry.click()
+    settle(page)
+    assert page.get_by_text("Retry 1 failed items of").is_visible()
+    widget(page, "run_confirm").get_by_role("button").click()
+    settle(page)
+    success = page.locator('[data-testid="stAlertContentSuccess"]')
+    assert "Retrying 1 failed item" in success.inner_text()
+    assert flow_run_state(stack, run_id) != "FAILED"
+
+    wait_for_state_shown(page, "Completed", timeout_s=300)
+    assert flow_run_state(stack, run_id) == "COMPLETED"
+    (pdf,) = item("HA").glob("*.pdf")
+    assert "Carrier HA operated" in pdf_text(pdf.read_bytes())
+    assert kept.stat().st_mtime_ns == kept_written, "the item that had succeeded rendered again"
