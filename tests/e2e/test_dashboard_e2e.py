@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import re
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -29,9 +31,13 @@ from e2e.browsing import (
     type_into,
     widget,
 )
+from prefect.client.schemas.actions import WorkPoolUpdate
 from pypdf import PdfReader
 
+from deployments.topology import WORK_POOL
+
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+HELD_S = 25  # how long a run must stay Scheduled on a paused pool
 
 
 def flow_run_state(stack, run_id) -> str:
@@ -39,15 +45,33 @@ def flow_run_state(stack, run_id) -> str:
         return client.read_flow_run(run_id).state.type.value
 
 
+@dataclass(frozen=True)
+class StartedRuns:
+    report: str  # carrier-monthly UA 2013-02
+    failing_batch: str  # flaky-carrier over AS and HA, with HA's source broken
+    broken: Path  # the marker that breaks HA; removing it mends the source
+
+
 @pytest.fixture(scope="module")
-def report_run(stack):
-    """One carrier-monthly run through the worker, started with the module's stack."""
+def started(stack) -> StartedRuns:
+    """Runs started with the stack, so the worker renders them while pages are checked."""
+    broken = stack.data_dir / "broken-HA"
+    broken.touch()
+    return StartedRuns(
+        report=start_run(
+            stack, "report/carrier-monthly", {"parameters": {"carrier": "UA", "month": "2013-02"}}
+        ),
+        failing_batch=start_run(
+            stack, "batch/flaky-carrier", {"over": {"carrier": ["AS", "HA"], "month": ["2013-01"]}}
+        ),
+        broken=broken,
+    )
+
+
+def start_run(stack, deployment: str, parameters: dict) -> str:
     with stack.client() as client:
-        deployment = client.read_deployment_by_name("report/carrier-monthly")
-        run = client.create_flow_run_from_deployment(
-            deployment.id, parameters={"parameters": {"carrier": "UA", "month": "2013-02"}}
-        )
-    return run.id
+        target = client.read_deployment_by_name(deployment)
+        return str(client.create_flow_run_from_deployment(target.id, parameters=parameters).id)
 
 
 def finished(stack, run_id, timeout_s: float = 180) -> str:
@@ -79,11 +103,11 @@ def check_page(page, axe_script, name: str) -> None:
 
 @pytest.mark.parametrize("name", PAGES)
 def test_every_page_is_clean_and_accessible_on_desktop_and_phone(
-    page, stack, axe_script, report_run, name
+    page, stack, axe_script, started, name
 ):
     if name == "run-detail":
-        finished(stack, report_run)  # the detail page then shows a whole run
-    url = f"{stack.dashboard_url}/{PAGES[name].format(run_id=report_run)}"
+        finished(stack, started.report)  # the detail page then shows a whole run
+    url = f"{stack.dashboard_url}/{PAGES[name].format(run_id=started.report)}"
     page.set_viewport_size(DESKTOP)
     open_page(page, url)
     check_page(page, axe_script, name)
@@ -165,27 +189,15 @@ def test_a_run_from_the_form_completes_and_its_pdf_downloads(page, stack):
     assert "JetBlue Airways" in pdf_text(data)
 
 
-def start_run(stack, deployment: str, parameters: dict):
-    with stack.client() as client:
-        target = client.read_deployment_by_name(deployment)
-        return client.create_flow_run_from_deployment(target.id, parameters=parameters).id
-
-
-def test_retrying_the_failed_item_of_a_batch_renders_only_that_item(page, stack):
+def test_retrying_the_failed_item_of_a_batch_renders_only_that_item(page, stack, started):
     def item(carrier: str) -> Path:
         return stack.outputs / "flaky-carrier" / f"carrier={carrier}" / "month=2013-01"
 
-    broken = stack.data_dir / "broken-HA"  # the test report's switch: HA's source fails
-    broken.touch()
+    run_id = started.failing_batch
     try:
-        run_id = start_run(
-            stack,
-            "batch/flaky-carrier",
-            {"over": {"carrier": ["AS", "HA"], "month": ["2013-01"]}},
-        )
         assert finished(stack, run_id, timeout_s=300) == "FAILED"
     finally:
-        broken.unlink()  # mended
+        started.broken.unlink()  # mended
     assert not list(item("HA").glob("*.pdf"))
     kept = item("AS") / "manifest.json"
     kept_written = kept.stat().st_mtime_ns
@@ -207,3 +219,47 @@ def test_retrying_the_failed_item_of_a_batch_renders_only_that_item(page, stack)
     (pdf,) = item("HA").glob("*.pdf")
     assert "Carrier HA operated" in pdf_text(pdf.read_bytes())
     assert kept.stat().st_mtime_ns == kept_written, "the item that had succeeded rendered again"
+
+
+def pool_paused(stack) -> bool:
+    with stack.client() as client:
+        return client.read_work_pool(WORK_POOL).is_paused
+
+
+def toggle_pool(page, stack, question: str, result: str) -> None:
+    """Pause or resume the work pool on the Operations page, confirming the question."""
+    open_page(page, f"{stack.dashboard_url}/operations")
+    widget(page, f"pool_toggle_{WORK_POOL}").get_by_role("button").click()
+    settle(page)
+    assert page.get_by_text(question).is_visible()
+    widget(page, "ops_confirm").get_by_role("button").click()
+    settle(page)
+    assert result in page.locator('[data-testid="stAlertContentSuccess"]').inner_text()
+
+
+def test_a_paused_pool_holds_new_runs_until_it_is_resumed(page, stack):
+    toggle_pool(page, stack, f"Pause work pool '{WORK_POOL}'?", f"Paused work pool '{WORK_POOL}'.")
+    try:
+        assert pool_paused(stack)
+        run_id = start_run(
+            stack, "report/carrier-monthly", {"parameters": {"carrier": "DL", "month": "2013-04"}}
+        )
+        # Longer than two of the worker's polls (every 10 s): it must not pick the run up.
+        deadline = time.monotonic() + HELD_S
+        while time.monotonic() < deadline:
+            assert flow_run_state(stack, run_id) == "SCHEDULED"
+            time.sleep(2)
+        open_page(page, f"{stack.dashboard_url}/run?id={run_id}")
+        assert re.search("Scheduled|Late", run_state_shown(page))
+
+        toggle_pool(
+            page, stack, f"Resume work pool '{WORK_POOL}'?", f"Resumed work pool '{WORK_POOL}'."
+        )
+        assert not pool_paused(stack)
+    finally:
+        if pool_paused(stack):  # never leave the other tests a stopped pool
+            with stack.client() as client:
+                client.update_work_pool(WORK_POOL, WorkPoolUpdate(is_paused=False))
+    open_page(page, f"{stack.dashboard_url}/run?id={run_id}")
+    wait_for_state_shown(page, "Completed")
+    assert flow_run_state(stack, run_id) == "COMPLETED"
