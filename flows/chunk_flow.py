@@ -33,16 +33,13 @@ CHUNK_DEPLOYMENT = "render-chunk/render-chunk"
 
 
 @task(name="plan-chunk", cache_policy=NO_CACHE, persist_result=False)
-def plan_chunk(
-    report: str, items: list[dict[str, Any]], output_url: str, parallel: int
-) -> list[bool]:
+def plan_chunk(report: str, items: list[dict[str, Any]], output_url: str) -> list[bool]:
     """For each item: are its outputs present and made from the same inputs?
 
     Checked here, not in the render pool: a check is a cached-data lookup and a
-    manifest read, and an unchanged batch then never waits for render processes.
-    Meanwhile the pool starts in the background, ready for what must render.
+    manifest read (none at all for an item never rendered), so an unchanged batch
+    never starts render processes, which would take the two cores from the check.
     """
-    render_pool.warm_up(parallel)
     return [jobs.is_item_current(report, item, output_url) for item in items]
 
 
@@ -93,7 +90,9 @@ def render_chunk(
     if in_process is None:
         progress.start()
 
-    current = [False] * len(items) if force else plan_chunk(report, items, output_url, parallel)
+    current = [False] * len(items) if force else plan_chunk(report, items, output_url)
+    if not all(current):
+        render_pool.warm_up(parallel)  # in the background, while tasks are being created
     outcomes: dict[int, dict[str, Any]] = {}
     for index, (item, is_current) in enumerate(zip(items, current, strict=True)):
         if is_current:
