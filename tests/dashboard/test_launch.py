@@ -151,7 +151,7 @@ def test_batch_over_two_months_from_the_form(deployments):
     at = _page()
     at.radio(key="launch:carrier-monthly:mode").set_value("batch").run()
     at.multiselect(key="launch:carrier-monthly:batch:dimensions").set_value(["month"]).run()
-    assert [i.value for i in at.info] == ["This batch renders 0 reports."]
+    assert [i.value for i in at.info] == ["This batch renders 0 reports (0 values of month)."]
     values = at.multiselect(key="launch:carrier-monthly:batch:values:month")
     assert values.options[0] == "2013-01" and len(values.options) == 12
     values.set_value(["2013-01", "2013-02"]).run()
@@ -188,18 +188,20 @@ def test_batch_over_every_carrier_counts_before_submit(deployments):
 
 
 def test_invalid_month_shows_the_message_and_creates_no_run(deployments):
+    before = _count(deployments[SINGLE])
     at = _page()
     at.selectbox(key="launch:carrier-monthly:single:carrier").set_value("AA").run()
-    at.text_input(key="launch:carrier-monthly:single:month").input("2014-01").run()
+    month = at.text_input(key="launch:carrier-monthly:single:month")
+    month.input("2014-01").run()
     assert [e.value for e in at.error] == [
         "carrier-monthly: parameter 'month' is '2014-01', above the maximum '2013-12'"
     ]
-    button = at.button(key="launch_submit")
-    assert button.disabled
-    before = _count(deployments[SINGLE])
-    button.click().run()  # AppTest clicks even a disabled button: the page must refuse too
+    assert at.button(key="launch_submit").disabled  # AppTest, like a browser, cannot click it
+    at.run()
     assert not at.exception and not at.success and not at.toast
     assert _count(deployments[SINGLE]) == before
+    month.input("2013-12").run()  # the month alone held the form back
+    assert not at.error and not at.button(key="launch_submit").disabled
 
 
 def test_server_refusal_is_one_line(deployments):
