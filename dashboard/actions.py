@@ -105,7 +105,9 @@ def retry_run(api: Api, user: User, run_id: str) -> ActionResult:
         reason = _not_retryable(run)
         if reason:
             return ActionResult(False, reason)
-        _set_state(client, run, _awaiting_retry(), force=True)
+        refusal, _ = _set_state(client, run, _awaiting_retry(), force=True)
+        if refusal:
+            return ActionResult(False, refusal)
         return ActionResult(True, f"Retry of '{run.name}' queued: it will run again.")
 
     return _perform(api, user, "run.retry", "Retry run", _run_target(run_id), act)
@@ -124,8 +126,12 @@ def cancel_run(api: Api, user: User, run_id: str) -> ActionResult:
                 f"'{run.name}' is {run.state_name or kind}: only runs not yet finished "
                 "can be cancelled.",
             )
-        _set_state(client, run, Cancelling(), force=False)
-        return ActionResult(True, f"Cancelling '{run.name}'.")
+        refusal, now = _set_state(client, run, Cancelling(), force=False)
+        if refusal:
+            return ActionResult(False, refusal)
+        if now == "CANCELLED":  # it had not started: nothing to stop
+            return ActionResult(True, f"Cancelled '{run.name}'.")
+        return ActionResult(True, f"Cancelling '{run.name}': its worker stops it.")
 
     return _perform(api, user, "run.cancel", "Cancel run", _run_target(run_id), act)
 
@@ -205,7 +211,9 @@ def retry_failed_items(api: Api, user: User, batch_run_id: str) -> ActionResult:
             return ActionResult(False, f"'{run.name}' recorded no failed items to retry.")
         count = f"{len(keys)} failed item(s)"
         if run.deployment_id:
-            _set_state(client, run, _awaiting_retry(), force=True)
+            refusal, _ = _set_state(client, run, _awaiting_retry(), force=True)
+            if refusal:
+                return ActionResult(False, refusal)
             return ActionResult(True, f"Retrying {count} of '{run.name}'; unchanged items skip.")
         report = (run.parameters or {}).get("report")
         deployment = _batch_deployment(client, report)
@@ -330,24 +338,26 @@ def _perform(
             result = act(api.client)
     except ApiUnavailable as exc:
         result = ActionResult(False, str(exc))
-    except _StateRejected as exc:
-        result = ActionResult(False, str(exc))
     if not record(api, user, action, what, result.ok, result.message, resource):
         result = ActionResult(result.ok, f"{result.message} (audit entry not recorded)")
     return result
 
 
-class _StateRejected(Exception):
-    """The server's orchestration rules refused a state change (not an API failure)."""
+def _set_state(client: Any, run: Any, state: Any, force: bool) -> tuple[str | None, str]:
+    """(refusal or None, the state type the run is in now) after asking for `state`.
 
-
-def _set_state(client: Any, run: Any, state: Any, force: bool) -> None:
+    The server may answer a proposal with another state: Cancelling a run that has
+    not started is answered with Cancelled, which is what the operator wanted.
+    """
     from prefect.client.schemas.responses import SetStateStatus
 
     outcome = client.set_flow_run_state(run.id, state, force=force)
-    if outcome.status != SetStateStatus.ACCEPT:
-        reason = getattr(outcome.details, "reason", None) or outcome.status.value
-        raise _StateRejected(one_line(f"The server refused the change of '{run.name}': {reason}"))
+    now = str(outcome.state.type.value) if outcome.state is not None else "UNKNOWN"
+    wanted = {str(state.type.value), *(("CANCELLED",) if state.type.value == "CANCELLING" else ())}
+    if outcome.status == SetStateStatus.ACCEPT or now in wanted:
+        return None, now
+    reason = getattr(outcome.details, "reason", None) or outcome.status.value
+    return one_line(f"The server refused the change of '{run.name}': {reason}"), now
 
 
 def _awaiting_retry() -> Any:
