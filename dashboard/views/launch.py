@@ -26,6 +26,7 @@ from dashboard.auth import ANALYST, PermissionDenied, current_user, require
 
 SINGLE, BATCH = "single", "batch"
 MODES = {SINGLE: "Single run", BATCH: "Batch over a dimension"}
+DIMENSIONS = "Batch over"
 _OUTCOME = "launch_outcome"  # the last submit's (ok, message), shown until the next one
 
 st.title("Run a report")
@@ -70,7 +71,7 @@ def _parameter_widgets(report: str, mode: str, fields: list[forms.Field]) -> tup
 def _batch_widgets(report: str, schema: dict) -> tuple[list[forms.DimensionPick], list]:
     dims = forms.dimensions(schema)
     chosen = st.multiselect(
-        "Batch over",
+        DIMENSIONS,
         [d.name for d in dims],
         key=_key(report, BATCH, "dimensions"),
         placeholder="Choose one or more dimensions",
@@ -118,7 +119,8 @@ def _submit(config: ApiConfig, target: LaunchTarget, parameters: dict) -> tuple[
     except ApiUnavailable as exc:
         return False, str(exc), ""
     link = f"[open run {run.name}](run?id={run.id})"
-    return True, f"Started {what} from {run.deployment}: {link}.", f"Run started: {link}"
+    shown = what.replace("*", "\\*")  # "carrier=*" must not turn into markdown emphasis
+    return True, f"Started {shown} from {run.deployment}: {link}.", f"Run started: {link}"
 
 
 config = ApiConfig.from_env()
@@ -169,7 +171,7 @@ else:
 problems += field_problems
 parameters = forms.run_parameters(name, values, picks)
 
-missing = [p.parameter for p in problems if p.missing]
+missing = [DIMENSIONS if p.parameter == "over" else p.parameter for p in problems if p.missing]
 if missing:
     st.caption("To run, fill in: " + ", ".join(dict.fromkeys(missing)) + ".")
 clicked = st.button(

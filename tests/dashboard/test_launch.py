@@ -26,6 +26,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.actions import audit_log
 from dashboard.api import connect
 from dashboard.api._launch import RunRefused, create_run, launchable_reports
+from dashboard.auth import ANALYST, USERS_ENV, User, hash_password
 from deployments.deploy import deploy
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
@@ -187,6 +188,34 @@ def test_batch_over_every_carrier_counts_before_submit(deployments):
     assert "Every parameter comes from the batch's dimensions." in _texts(at)
 
 
+def test_an_analyst_may_trigger_a_batch_of_every_carrier(deployments, monkeypatch):
+    monkeypatch.setenv(USERS_ENV, f"ann:analyst:{hash_password('not-used-here')}")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["auth_user"] = User("ann", ANALYST)  # signed in, as the form would
+    at.run()
+    at.switch_page("views/launch.py").run()
+    at.selectbox(key="launch_report").set_value("carrier-monthly").run()
+    at.radio(key="launch:carrier-monthly:mode").set_value("batch").run()
+    at.multiselect(key="launch:carrier-monthly:batch:dimensions").set_value(["carrier"]).run()
+    at.checkbox(key="launch:carrier-monthly:batch:all:carrier").check().run()
+    assert "To run, fill in: month." in _texts(at)
+    at.text_input(key="launch:carrier-monthly:batch:month").input("2013-05").run()
+
+    run_id = _submit(at)
+
+    assert "Started carrier-monthly batch over carrier=\\* month=2013-05" in at.success[0].value
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(run_id)
+    assert run.parameters == {
+        "report": "carrier-monthly",
+        "over": {"carrier": "*"},
+        "parameters": {"month": "2013-05"},
+    }
+    assert "user:ann" in run.tags
+    entries = _audited("carrier-monthly batch over carrier=* month=2013-05")
+    assert [(e.user, e.role, e.outcome) for e in entries][:1] == [("ann", ANALYST, "ok")]
+
+
 def test_invalid_month_shows_the_message_and_creates_no_run(deployments):
     before = _count(deployments[SINGLE])
     at = _page()
@@ -209,9 +238,14 @@ def test_server_refusal_is_one_line(deployments):
     with connect() as api:
         target = next(r.single for r in launchable_reports(api) if r.report == "carrier-monthly")
         with pytest.raises(RunRefused) as refused:
-            create_run(api, target, {"report": "carrier-monthly", "parameters": {"carrier": "ZZ"}})
+            create_run(
+                api,
+                target,
+                {"report": "carrier-monthly", "parameters": {"carrier": "ZZ", "month": "2013-07"}},
+            )
     message = str(refused.value)
     assert message.startswith("report/carrier-monthly: the Prefect server refused the run: ")
+    assert "parameters.carrier" in message  # the server's reason, not just its status
     assert "\n" not in message
     assert _count(deployments[SINGLE]) == before
 
