@@ -122,7 +122,12 @@ def _preview(output: Output, contents: dict[str, bytes | None]) -> None:
         st.error(f"No preview of {pdf.name}: {exc}")
         return
     description = f"First page of {output.title}, {output.key}"
-    st.image(png, caption=f"{description} (page 1 of {output.pages or '?'})", alt=description)
+    st.image(
+        png,
+        caption=f"{description} (page 1 of {output.pages or '?'})",
+        alt=description,
+        output_format="PNG",  # lossless: small print stays readable
+    )
 
 
 def _facts(output: Output, contents: dict[str, bytes | None]) -> None:

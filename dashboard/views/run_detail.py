@@ -220,7 +220,7 @@ def _gantt(bars: list[dict]) -> None:
             alt.Tooltip("duration:N", title="Duration"),
         ],
     )
-    bar_marks = base.mark_bar(minWidth=3).encode(
+    bar_marks = base.mark_bar().encode(
         x=alt.X("start:T", title="Time (UTC)", axis=alt.Axis(format="%H:%M:%S")),
         x2="end:T",
         color=alt.Color(

@@ -90,7 +90,7 @@ def test_completed_report_shows_state_parameters_timeline_artifacts(real_runs):
     tasks = _frame(at, "Task")
     assert [name.rsplit("-", 1)[0] for name in tasks["Task"]] == STAGES  # in start order
     assert set(tasks["State"]) == {"✅ Completed"} and set(tasks["Attempts"]) == {1}
-    assert at.get("arrow_vega_lite_chart"), "the task gantt chart is drawn"
+    assert at.get("vega_lite_chart"), "the task gantt chart is drawn"
     texts = _texts(at)
     assert "Carrier monthly performance" in texts  # the markdown summary artifact
     assert "carrier-monthly-progress: publish done" in [p.proto.text for p in at.get("progress")]
@@ -103,9 +103,10 @@ def test_completed_report_shows_state_parameters_timeline_artifacts(real_runs):
 def test_completed_report_previews_and_downloads_its_pdf(real_runs, media, settings):
     at = _detail_page(_run_id(real_runs["report-ok"]))
     assert not at.exception and not at.error
-    image = at.get("imgs")[0]
+    image = at.get("image")[0]
     caption = image.proto.imgs[0].caption
     assert caption.startswith("First page of Carrier monthly performance, carrier=AS")
+    assert image.proto.imgs[0].alt.startswith("First page of")  # read out by screen readers
     png = Image.open(io.BytesIO(_served(media, image.proto.imgs[0].url)))
     assert png.format == "PNG" and png.width == PREVIEW_WIDTH
     assert 1.3 < png.height / png.width < 1.5  # an A4 page, upright
@@ -125,7 +126,8 @@ def test_failed_report_shows_its_one_line_error_traceback_and_errors_first(real_
     assert not at.exception
     assert len(at.error) == 1
     error = at.error[0].value
-    assert error.startswith("❌ Failed: ") and "parameter 'carrier' is 'ZZ'" in error
+    assert at.error[0].icon == "❌" and error.startswith("Failed: ")  # icon and text
+    assert "parameter 'carrier' is 'ZZ'" in error
     assert "\n" not in error
     assert [e.label for e in at.expander] == ["Traceback"]
     traceback = at.expander[0].code[0].value
@@ -164,7 +166,7 @@ def test_batch_shows_progress_chunk_subflow_items_and_an_item_preview(real_runs,
     assert set(items["Status"]) <= {"✅ rendered", "⏭️ unchanged"}
     at.selectbox(key="run_item_choice").set_value("carrier=AS month=2013-03").run()
     assert not at.exception and not at.error
-    assert "carrier=AS month=2013-03" in at.get("imgs")[0].proto.imgs[0].caption
+    assert "carrier=AS month=2013-03" in at.get("image")[0].proto.imgs[0].caption
     pdf_button = next(b for b in at.download_button if b.label.startswith("Download PDF"))
     pdf = PdfReader(io.BytesIO(_served(media, pdf_button.proto.url)))
     assert "in 2013-03." in pdf.pages[0].extract_text()
@@ -222,7 +224,7 @@ def test_unknown_id_says_so_and_a_pasted_id_opens_the_run(real_runs):
     run_id = _run_id(real_runs["report-ok"])
     at.text_input(key="run_id_input").input(f"  {run_id.upper()} ").run()
     assert not at.exception and not at.error
-    assert at.query_params["id"] == [run_id.upper()]  # the address follows the input
+    assert at.query_params["id"] == run_id.upper()  # the address follows the input
     assert next(m for m in at.metric if m.label == "State").value == "✅ Completed"
 
 
