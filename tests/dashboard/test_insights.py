@@ -3,7 +3,6 @@ spikes and failures by error, in the query layer and on the page (AppTest), with
 
 from __future__ import annotations
 
-import json
 import random
 import string
 import time
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import streamlit as st
 from prefect import flow, get_client
@@ -19,7 +19,7 @@ from prefect.states import Completed, Crashed, Failed, Running
 from streamlit.testing.v1 import AppTest
 
 from dashboard.api import Window, connect, overview
-from dashboard.auth import ANALYST, User
+from dashboard.auth import ANALYST, User, hash_password
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 SLOW_S = 2.5  # one run of `fast`: far above its median, however slow the machine
@@ -154,12 +154,13 @@ def _markdown(at: AppTest) -> str:
 
 
 def _chart_rows(at: AppTest, report: str) -> list[dict]:
-    """Rows of the duration chart's data that belong to `report` (inline or as datasets)."""
+    """Rows of the page's Altair charts (Arrow datasets) that belong to `report`."""
     rows = []
-    for chart in at.get("arrow_vega_lite_chart"):
-        spec = json.loads(chart.proto.spec)
-        for values in (spec.get("datasets") or {}).values():
-            rows += [r for r in values if r.get("report") == report]
+    for chart in at.get("vega_lite_chart"):
+        assert chart.proto.theme == "streamlit"  # reads on the light and the dark theme
+        for dataset in chart.proto.datasets:
+            table = pa.ipc.open_stream(dataset.data.data).read_all()
+            rows += [r for r in table.to_pylist() if r.get("report") == report]
     return rows
 
 
@@ -209,9 +210,10 @@ def test_retry_a_failure_group_after_a_confirmation_that_states_the_count(
     assert not any(b.label == "🔁 Retry these 2 runs" for b in at.button)  # group left
 
 
-def test_analyst_sees_failure_groups_without_retry_buttons(insight_runs, fresh_cache):
+def test_analyst_sees_failure_groups_without_retry_buttons(insight_runs, fresh_cache, monkeypatch):
+    monkeypatch.setenv("REPORTRUNNER_DASHBOARD_USERS", f"ana:analyst:{hash_password('pw')}")
     at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["auth_user"] = User(name="ana", role=ANALYST)
+    at.session_state["auth_user"] = User(name="ana", role=ANALYST)  # as if signed in
     at.run()
     assert not at.exception
     assert "❌ **3 failed runs**" in _markdown(at)
