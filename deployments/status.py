@@ -50,6 +50,8 @@ _PAGE = 200  # the API's maximum page size
 _EXAMPLES = 5
 _MESSAGE_CHARS = 160
 _WORKERS_SHOWN = 5  # per pool in the text table (all of them in as_dict)
+# A server started with PREFECT_SERVER_API_AUTH_STRING answers 401 to anyone without it.
+_AUTH_HINT = "authentication failed: set PREFECT_API_AUTH_STRING to the server's user:password"
 
 
 # ---- the report -----------------------------------------------------------------------
@@ -545,8 +547,9 @@ def _secret(value: Any) -> str | None:
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, httpx.HTTPStatusError):
-        request = exc.request
-        return f"{request.method} {request.url.path} answered HTTP {exc.response.status_code}"
+        request, code = exc.request, exc.response.status_code
+        answer = f"{request.method} {request.url.path} answered HTTP {code}"
+        return f"{answer} ({_AUTH_HINT})" if code in (401, 403) else answer
     text = _one_line(str(exc), limit=200) or ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 

@@ -88,7 +88,7 @@ class SqlSource:
                 return pd.read_sql_query(sa.text(sql), conn, params=params)
         except sa.exc.OperationalError as exc:
             # Connection trouble is transient: let the flow's retries handle it.
-            raise ConnectionError(f"database unreachable: {exc.orig}") from None
+            raise ConnectionError(f"database unreachable: {_first_line(exc.orig)}") from None
         except sa.exc.SQLAlchemyError as exc:
             raise DataError(f"SQL query failed: {exc.__class__.__name__}: {exc.orig}") from None
 
@@ -100,8 +100,18 @@ class SqlSource:
             .distinct()
             .order_by(col)
         )
-        with self.engine.connect() as conn:
-            return [row[0] for row in conn.execute(stmt) if row[0] is not None]
+        try:
+            with self.engine.connect() as conn:
+                return [row[0] for row in conn.execute(stmt) if row[0] is not None]
+        except sa.exc.OperationalError as exc:
+            # Choices are read while validating parameters: an outage here is the same
+            # transient one-line error as in query(), not a multi-line driver message.
+            raise ConnectionError(f"database unreachable: {_first_line(exc.orig)}") from None
+
+
+def _first_line(error: BaseException | None) -> str:
+    # Drivers add hints on further lines; the first one says what happened.
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 _engines: dict[str, sa.Engine] = {}
