@@ -7,6 +7,7 @@ Without PREFECT_API_URL, Prefect would silently start an ephemeral server in
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import socket
@@ -31,6 +32,29 @@ def api_ready(api_url: str, timeout: float = 3.0) -> bool:
         return httpx.get(f"{api_url.rstrip('/')}/health", timeout=timeout).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def credentials_problem(api_url: str, auth_string: str | None, timeout: float = 5.0) -> str | None:
+    """None when the API takes our basic-auth credentials, else a one-line reason.
+
+    `/health` answers everyone, even on a server started with
+    PREFECT_SERVER_API_AUTH_STRING, so `api_ready` cannot tell; `/admin/version` can.
+    """
+    headers = {}
+    if auth_string:
+        headers["Authorization"] = "Basic " + base64.b64encode(auth_string.encode()).decode()
+    try:
+        url = f"{api_url.rstrip('/')}/admin/version"
+        response = httpx.get(url, headers=headers, timeout=timeout)
+    except httpx.HTTPError:
+        return None  # reachability is api_ready's question
+    if response.status_code not in (401, 403):
+        return None
+    given = "the PREFECT_API_AUTH_STRING given" if auth_string else "no PREFECT_API_AUTH_STRING"
+    return (
+        f"Prefect API at {api_url} refused {given} (HTTP {response.status_code}): "
+        "authentication failed; set PREFECT_API_AUTH_STRING to the server's user:password"
+    )
 
 
 @dataclass
