@@ -50,10 +50,15 @@ def credentials_problem(api_url: str, auth_string: str | None, timeout: float = 
         return None  # reachability is api_ready's question
     if response.status_code not in (401, 403):
         return None
-    given = "the PREFECT_API_AUTH_STRING given" if auth_string else "no PREFECT_API_AUTH_STRING"
+    where = f"Prefect API at {api_url}"
+    if not auth_string:
+        return (
+            f"{where} requires authentication (HTTP {response.status_code}): "
+            "set PREFECT_API_AUTH_STRING to the server's user:password"
+        )
     return (
-        f"Prefect API at {api_url} refused {given} (HTTP {response.status_code}): "
-        "authentication failed; set PREFECT_API_AUTH_STRING to the server's user:password"
+        f"{where} rejected PREFECT_API_AUTH_STRING (HTTP {response.status_code}): "
+        "authentication failed; check the user:password"
     )
 
 
