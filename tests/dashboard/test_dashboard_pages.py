@@ -43,6 +43,24 @@ def test_overview_shows_health_kpis_and_the_running_batch(seeded):
     ]
     assert f"carrier-monthly batch over month {seeded.flow}" in _texts(at)
     assert "Prefect API calls" in _texts(at)
+    assert all(m.proto.help for m in at.metric)  # every KPI explains itself
+    assert all(b.help for b in at.button)
+
+
+def _luminance(colour: str) -> float:
+    """WCAG 2 relative luminance of '#rrggbb'."""
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+@pytest.mark.parametrize("background", ["#ffffff", "#0e1117"])  # Streamlit's light, dark
+def test_chart_colours_read_on_the_light_and_the_dark_theme(background):
+    from dashboard.components import DURATION_COLOURS, STATE_COLOURS
+
+    for name, colour in {**STATE_COLOURS, **DURATION_COLOURS}.items():
+        light, dark = sorted([_luminance(colour), _luminance(background)], reverse=True)
+        assert (light + 0.05) / (dark + 0.05) >= 3, f"{name} {colour} on {background}"
 
 
 def test_overview_follows_the_window_chooser(seeded):

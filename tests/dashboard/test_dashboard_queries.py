@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import string
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -15,7 +17,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterState,
     FlowRunFilterStateType,
 )
-from prefect.states import Completed, Late, Scheduled
+from prefect.states import Completed, Failed, Late, Running, Scheduled
 
 from dashboard.api import (
     MAX_CALLS,
@@ -32,6 +34,7 @@ from dashboard.api import (
     parse_progress,
     runs_page,
 )
+from dashboard.api._overview import MAX_BATCHES
 
 
 def test_runs_page_counts_what_was_seeded(seeded):
@@ -133,9 +136,15 @@ def test_active_batch_shows_its_parsed_progress(seeded):
 
 def test_overview_costs_a_bounded_number_of_calls_however_many_runs(seeded):
     pools = [f"dash-pool-{uuid.uuid4().hex[:6]}-{i}" for i in range(6)]
+    tag = "".join(random.choices(string.ascii_lowercase, k=8))  # letters: never a placeholder
+    reports = [f"bulk-{tag}-{suffix}" for suffix in ("fail", "one", "two", "three")]
 
-    @flow(name=f"dash-bulk-{uuid.uuid4().hex[:6]}")
-    def bulk() -> None:
+    @flow(name="report")
+    def report_stub(report: str) -> None:  # the real report flow's name; never called
+        return None
+
+    @flow(name="batch")
+    def batch_stub(report: str) -> None:
         return None
 
     created = []
@@ -145,17 +154,38 @@ def test_overview_costs_a_bounded_number_of_calls_however_many_runs(seeded):
         try:
             with connect() as api:
                 before = overview(api, Window.last())
-            assert before.calls == api.calls <= MAX_CALLS <= 15
-            for i in range(40):
-                run = client.create_flow_run(bulk, name=f"bulk {i}", state=Completed())
+            assert before.calls == api.calls <= MAX_CALLS == 15
+            for i in range(40):  # four reports; ten runs of the first failed, each its own way
+                report = reports[i % 4]
+                final = (
+                    Failed(message=f"{report}: table 'x{i}' has {i} rows") if i % 4 == 0 else None
+                )
+                run = client.create_flow_run(
+                    report_stub,
+                    name=f"bulk {i}",
+                    parameters={"report": report},
+                    state=final or Completed(),
+                )
                 created.append(run.id)
+            for i in range(MAX_BATCHES):  # a cut list of running batches costs its count
+                run = client.create_flow_run(
+                    batch_stub, name=f"bulk batch {i}", parameters={"report": reports[1]}
+                )
+                created.append(run.id)
+                client.set_flow_run_state(run.id, Running(), force=True)
             with connect() as api:
                 after = overview(api, Window.last())
-            assert after.calls == before.calls
-            assert after.kpis.current.total >= before.kpis.current.total + 40
+            assert after.calls == api.calls == MAX_CALLS  # every read of the budget, once
+            assert after.kpis.current.total >= before.kpis.current.total + 40 + MAX_BATCHES
+            assert after.batches.total >= MAX_BATCHES + 1 > len(after.batches.batches)
+            durations = {d.report: d.runs for d in after.insights.durations}
+            assert [durations.get(r) for r in reports] == [None, 10, 10, 10]
+            group = next(g for g in after.insights.failure_groups if reports[0] in g.signature)
+            assert group.signature == f"{reports[0]}: table '<value>' has <n> rows"
+            assert group.count == 10 and group.reports == [reports[0]]
             mine = [p for p in after.health.pools if p.name in pools]
             assert {p.status for p in mine} == {"NOT_READY"}
-            assert any("first 4 pools" in note for note in after.health.notes)
+            assert any("first 3 pools" in note for note in after.health.notes)
             assert after.health.workers_online is None  # not every pool was counted
         finally:
             for run_id in created:
