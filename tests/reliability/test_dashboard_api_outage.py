@@ -17,7 +17,7 @@ APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 
 def _overview(at: AppTest | None = None) -> AppTest:
     st.cache_data.clear()  # process-wide: nothing cached may hide the outage or the recovery
-    at = at or AppTest.from_file(APP, default_timeout=120)
+    at = at or AppTest.from_file(APP, default_timeout=900)
     return at.run()
 
 
