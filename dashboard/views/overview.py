@@ -9,6 +9,13 @@ import streamlit as st
 
 from dashboard import actions, auth, components, controls
 from dashboard.api import ApiUnavailable, Overview, Window, connect, overview
+from dashboard.api._insights import (
+    SLOW_FACTOR,
+    SLOW_MIN_EXCESS_S,
+    SLOW_MIN_RUNS,
+    SPIKE_FACTOR,
+    SPIKE_MIN_FAILED,
+)
 from dashboard.api._models import FailureGroup
 from dashboard.formatting import clock, window_label
 
@@ -52,14 +59,16 @@ def _insights(data: Overview) -> None:
     found = data.insights
     st.markdown(
         "##### 🐢 Slow runs",
-        help="Completed runs that took more than three times their report's median "
-        "(reports with at least five runs in the sample, and at least a second longer).",
+        help=f"Completed runs that took more than {SLOW_FACTOR:g} × their report's median "
+        f"(reports with at least {SLOW_MIN_RUNS} runs in the sample, and at least "
+        f"{SLOW_MIN_EXCESS_S:g} s longer).",
     )
     components.slow_runs_list(found.slow_runs)
     st.markdown(
         "##### 🔺 Failure spikes",
-        help="Time slots of this window with at least three failed or crashed runs and at "
-        "least three times the typical slot of this window and the one before.",
+        help=f"Time slots of this window with at least {SPIKE_MIN_FAILED} failed or crashed "
+        f"runs and at least {SPIKE_FACTOR:g} × the typical (median) slot of this window and "
+        "the one before.",
     )
     components.failure_spikes_list(found.spikes)
     st.markdown(
@@ -70,10 +79,13 @@ def _insights(data: Overview) -> None:
     failed_now = data.kpis.current.failed
     if found.failed_sample < failed_now:
         st.caption(f"Grouped from the latest {found.failed_sample} of {failed_now} failed runs.")
+    result = st.session_state.get(_RESULT)  # the retry callback ran before this script
+    if result:  # shown even when the retried group has gone
+        ok, message = result
+        (st.success if ok else st.error)(message, icon="✅" if ok else "⚠️")
     if not found.failure_groups:
         st.caption("✅ No failed runs in this window.")
         return
-    notice = st.empty()
     user = auth.current_user()
     if not user.is_operator:
         st.caption(f"Retrying runs needs the operator role; you are an {user.role}.")
@@ -84,10 +96,6 @@ def _insights(data: Overview) -> None:
     shown = min(MAX_GROUPS, len(found.failure_groups))
     if len(found.failure_groups) > shown:
         st.caption(f"{shown} of {len(found.failure_groups)} groups shown, largest first.")
-    result = st.session_state.get(_RESULT)
-    if result:
-        ok, message = result
-        (notice.success if ok else notice.error)(message, icon="✅" if ok else "⚠️")
 
 
 def _retry_controls(group: FailureGroup) -> None:
