@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from uuid import UUID
 
+import pytest
+
 from integration.helpers import child_flow_runs, pdf_text, task_runs_of
 
 CARRIERS = "AA,DL,UA,B6"
@@ -253,6 +255,7 @@ def _processes_of_run(run_id: UUID) -> dict[int, int]:
     return found
 
 
+@pytest.mark.timeout(2700)  # minutes of real waiting on a loaded machine
 def test_worker_killed_while_holding_runs_is_detected_and_recovered(output_root, prefect_server):
     """SIGKILL a worker (and its process group) mid-batch, with a run queued behind it.
 

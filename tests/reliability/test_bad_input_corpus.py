@@ -435,6 +435,7 @@ BATCH_FAILURES = {
 }
 
 
+@pytest.mark.timeout(1800)  # minutes of real waiting on a loaded machine
 def test_a_batch_with_one_bad_item_of_each_kind_produces_every_good_output(
     catalog, output_root, prefect_server
 ):

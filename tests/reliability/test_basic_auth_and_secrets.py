@@ -70,6 +70,7 @@ def _assert_no_secret(where: str, text: str) -> None:
         assert secret not in text, f"{where} shows the secret {secret[:6]}…"
 
 
+@pytest.mark.timeout(1800)  # minutes of real waiting on a loaded machine
 def test_without_credentials_each_entry_point_says_authentication_in_one_line(auth_server):
     from dashboard.api import ApiConfig, ApiUnavailable, connect, health
     from deployments.prefect_server import credentials_problem
@@ -108,6 +109,7 @@ def test_without_credentials_each_entry_point_says_authentication_in_one_line(au
         assert health(api).api_ok
 
 
+@pytest.mark.timeout(2700)  # minutes of real waiting on a loaded machine
 def test_cli_worker_and_flows_work_with_basic_auth_and_never_show_a_secret(auth_server, tmp_path):
     from prefect import get_client
     from prefect.client.schemas.filters import (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
@@ -21,6 +22,7 @@ def _overview(at: AppTest | None = None) -> AppTest:
     return at.run()
 
 
+@pytest.mark.timeout(1800)  # minutes of real waiting on a loaded machine
 def test_dashboard_shows_a_banner_while_the_api_is_down_and_recovers(tmp_path, monkeypatch):
     from deployments.prefect_server import PrefectServer
 
