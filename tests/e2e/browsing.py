@@ -21,7 +21,7 @@ BUSY = '[data-testid="stSpinner"], [data-testid="stSkeleton"]'
 WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
-def settle(page: Page, timeout_ms: float = 60_000) -> None:
+def settle(page: Page, timeout_ms: float = 120_000) -> None:
     """Wait until the script run is over and no spinner or placeholder is left."""
     page.wait_for_selector(IDLE, timeout=timeout_ms)
     page.locator(BUSY).first.wait_for(state="detached", timeout=timeout_ms)
@@ -31,6 +31,18 @@ def settle(page: Page, timeout_ms: float = 60_000) -> None:
 def open_page(page: Page, url: str) -> None:
     page.goto(url)
     settle(page)
+
+
+def at_rest(page: Page) -> None:
+    """Switch the sidebar's auto-refresh off, so the page stops re-running on its own.
+
+    While a rerun is under way Streamlit greys the old elements out, which is what a
+    screenshot or a contrast check would then see.
+    """
+    switch = widget(page, "auto_refresh").get_by_role("switch")
+    if switch.is_checked():
+        widget(page, "auto_refresh").locator("label").click()
+        settle(page)
 
 
 def problems(page: Page) -> list[str]:

@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from e2e.browsing import DESKTOP
 
 from deployments.prefect_server import free_port
+from deployments.stack import die_with_parent
 
 E2E = Path(__file__).resolve().parent
 AXE_SCRIPT = E2E / "node_modules" / "axe-core" / "axe.min.js"
@@ -89,7 +91,7 @@ class LiveStack:
             yield client
 
     def logs(self) -> str:
-        """Every service log, for a failure message."""
+        """The tail of every service log, for a failure message."""
         return "\n".join(
             f"--- {path.name} (tail)\n" + path.read_text(errors="replace")[-3000:]
             for path in sorted(self.log_dir.glob("*.log"))
@@ -136,7 +138,12 @@ def stack(settings, tmp_path_factory, chromium_path, axe_script) -> Iterator[Liv
     output = home / "up.out"
     with output.open("wb") as sink:  # a file, not a pipe: nobody reads `up` after start-up
         up = subprocess.Popen(
-            command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # a killed test session leaves no stack behind
         )
     try:
         _wait_until_running(up, output, STARTUP_TIMEOUT_S)
@@ -159,7 +166,7 @@ def stack(settings, tmp_path_factory, chromium_path, axe_script) -> Iterator[Liv
 @pytest.fixture
 def page(browser, stack):
     """A desktop-sized page with a fresh session (its own Streamlit session state)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(60_000)
     try:
