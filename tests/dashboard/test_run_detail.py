@@ -30,6 +30,7 @@ from dashboard.api._detail import (
 from dashboard.previews import PREVIEW_WIDTH
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+PROGRESS_TEXT = "5 of 12 done (1 unchanged), 2 failed, ETA 1 min 05 s"  # as `seeded` wrote it
 STAGES = ["load", "build-context", "render-html", "render-pdf", "publish"]
 
 
@@ -170,6 +171,15 @@ def test_batch_shows_progress_chunk_subflow_items_and_an_item_preview(real_runs,
     pdf_button = next(b for b in at.download_button if b.label.startswith("Download PDF"))
     pdf = PdfReader(io.BytesIO(_served(media, pdf_button.proto.url)))
     assert "in 2013-03." in pdf.pages[0].extract_text()
+
+
+def test_running_batch_shows_its_live_progress(seeded):
+    at = _detail_page(seeded.running_batch)
+    assert not at.exception and not at.error
+    assert next(m for m in at.metric if m.label == "State").value == "▶️ Running"
+    assert next(p.proto.text for p in at.get("progress")) == PROGRESS_TEXT
+    assert "The items table appears when the batch finishes." in _texts(at)
+    assert next(m for m in at.metric if m.label == "Finished").value == "–"
 
 
 def test_chunk_links_back_to_its_batch(real_runs):
