@@ -255,7 +255,7 @@ def duration_chart(durations: list[ReportDuration]) -> None:
             "measure:N",
             title=None,
             scale=alt.Scale(domain=list(DURATION_COLOURS), range=list(DURATION_COLOURS.values())),
-            legend=alt.Legend(orient="bottom"),
+            legend=alt.Legend(orient="top"),
         ),
         tooltip=[
             alt.Tooltip("report:N", title="Report"),
@@ -269,7 +269,8 @@ def duration_chart(durations: list[ReportDuration]) -> None:
     marks = base.transform_filter(alt.datum.measure == "90th percentile").mark_tick(
         thickness=3, size=18
     )
-    chart = (bars + marks).properties(height=max(120, 32 * len(durations)))
+    # The height holds the axis and legend too: give each report a band of its own.
+    chart = (bars + marks).properties(height=110 + 40 * len(durations))
     st.altair_chart(chart, width="stretch", theme="streamlit")
 
 
