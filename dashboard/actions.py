@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from dashboard.api._connection import Api, ApiUnavailable, one_line
-from dashboard.api._operations import EVENT_PREFIX, AuditEntry, read_audit
+from dashboard.api import EVENT_PREFIX, Api, ApiUnavailable, AuditEntry, one_line, read_audit
 from dashboard.auth import OPERATOR, PermissionDenied, User, require
 
 log = logging.getLogger(__name__)

@@ -11,13 +11,16 @@ import streamlit as st
 from dashboard.api import (
     ActiveBatches,
     BatchProgress,
+    FailureGroup,
+    FailureSpike,
     Health,
     HistoryBucket,
     Kpis,
+    ReportDuration,
     RunRow,
     RunsPage,
+    SlowRun,
 )
-from dashboard.api._models import FailureGroup, FailureSpike, ReportDuration, SlowRun
 from dashboard.formatting import (
     clock,
     duration,

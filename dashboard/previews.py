@@ -16,7 +16,7 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard.api._outputs import Output, OutputFile, read_output_file
+from dashboard.api import Output, OutputFile, read_output_file
 from dashboard.formatting import clock
 
 PREVIEW_WIDTH = 640  # pixels: readable headings, a small PNG

@@ -14,11 +14,13 @@ import streamlit as st
 
 from dashboard import components, forms
 from dashboard.actions import record
-from dashboard.api import ApiConfig, ApiUnavailable, connect
-from dashboard.api._launch import (
+from dashboard.api import (
+    ApiConfig,
+    ApiUnavailable,
     LaunchableReport,
     LaunchTarget,
     RunRefused,
+    connect,
     create_run,
     launchable_reports,
 )

@@ -13,8 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import actions, auth
-from dashboard.api import ApiUnavailable, connect
-from dashboard.api._operations import AuditEntry, DeploymentRow, Operations, operations
+from dashboard.api import ApiUnavailable, AuditEntry, DeploymentRow, Operations, connect, operations
 from dashboard.components import api_banner
 from dashboard.formatting import clock, pool_label
 

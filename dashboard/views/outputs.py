@@ -8,7 +8,7 @@ from functools import partial
 import streamlit as st
 
 from dashboard import previews
-from dashboard.api._outputs import Output, OutputLookupError, list_outputs
+from dashboard.api import Output, OutputLookupError, list_outputs
 from dashboard.formatting import clock
 from reports import ReportError, get_settings
 from reports.catalog import default_catalog

@@ -8,15 +8,19 @@ import hashlib
 import streamlit as st
 
 from dashboard import actions, auth, components, controls
-from dashboard.api import ApiUnavailable, Overview, Window, connect, overview
-from dashboard.api._insights import (
+from dashboard.api import (
     SLOW_FACTOR,
     SLOW_MIN_EXCESS_S,
     SLOW_MIN_RUNS,
     SPIKE_FACTOR,
     SPIKE_MIN_FAILED,
+    ApiUnavailable,
+    FailureGroup,
+    Overview,
+    Window,
+    connect,
+    overview,
 )
-from dashboard.api._models import FailureGroup
 from dashboard.formatting import clock, window_label
 
 _LAST = "overview_last_good"

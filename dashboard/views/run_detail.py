@@ -11,16 +11,20 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import components, controls, previews
-from dashboard.api import ApiUnavailable, connect, parse_progress
-from dashboard.api._detail import (
+from dashboard.api import (
+    ApiUnavailable,
     ArtifactView,
+    OutputLookupError,
     RunDetail,
     RunHeader,
     RunIdError,
+    connect,
+    find_output,
+    item_parameters,
+    parse_progress,
     parse_run_id,
     run_detail,
 )
-from dashboard.api._outputs import OutputLookupError, find_output, item_parameters
 from dashboard.formatting import clock, duration, state_label
 from dashboard.run_controls import RunControlsTarget, run_controls
 from reports import get_settings

@@ -24,8 +24,7 @@ from prefect.client.schemas.filters import (
 from streamlit.testing.v1 import AppTest
 
 from dashboard.actions import audit_log
-from dashboard.api import connect
-from dashboard.api._launch import RunRefused, create_run, launchable_reports
+from dashboard.api import RunRefused, connect, create_run, launchable_reports
 from dashboard.auth import ANALYST, USERS_ENV, User, hash_password
 from deployments.deploy import deploy
 

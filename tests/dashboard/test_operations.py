@@ -22,8 +22,7 @@ from prefect.states import Failed, Running
 from streamlit.testing.v1 import AppTest
 
 from dashboard import actions
-from dashboard.api import connect
-from dashboard.api._operations import operations
+from dashboard.api import connect, operations
 from dashboard.auth import OPERATOR, User
 from deployments.topology import WORK_POOL
 

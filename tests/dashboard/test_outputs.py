@@ -21,12 +21,7 @@ from pypdf import PdfReader
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
-from dashboard.api._outputs import (
-    OutputLookupError,
-    find_output,
-    item_parameters,
-    list_outputs,
-)
+from dashboard.api import OutputLookupError, find_output, item_parameters, list_outputs
 from dashboard.previews import PREVIEW_WIDTH
 from reports.store import OutputStore
 

@@ -248,7 +248,7 @@ def test_api_down_shows_the_banner(real_runs, monkeypatch):
 def test_traceback_prefers_the_flows_own_over_a_tasks():
     from datetime import UTC, datetime
 
-    from dashboard.api._detail import LogLine
+    from dashboard.api import LogLine
 
     now = datetime.now(UTC)
     task_line = LogLine(now, 40, "Task failed\nTraceback (most recent call last):\n  task", "t1")

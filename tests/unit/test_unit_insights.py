@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from dashboard.api import HistoryBucket, RunSample, Window
 from dashboard.api._insights import (
     failure_groups,
     failure_spikes,
@@ -14,7 +15,6 @@ from dashboard.api._insights import (
     signature,
     slow_runs,
 )
-from dashboard.api._models import HistoryBucket, RunSample, Window
 
 NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 ZZ = (
