@@ -46,6 +46,6 @@ def test_dashboard_shows_a_banner_while_the_api_is_down_and_recovers(tmp_path, m
         at = _overview(at)
         assert not at.exception and not at.error
         assert at.metric[0].value == "✅ reachable"
-        assert not any(c.startswith("Figures below are from ") for c in at.caption)
+        assert not any(c.value.startswith("Figures below are from ") for c in at.caption)
     finally:
         server.stop()
