@@ -374,7 +374,7 @@ def test_path_traversal_in_a_parameter_stays_inside_the_output_root(catalog, tmp
         assert path.resolve().is_relative_to(out.resolve()), path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "nothing written beside it"
     (label_dir,) = {p.parent.parent.name for p in written}
-    assert label_dir.startswith("label=.._.._.._.._") and "~" in label_dir  # sanitized + hashed
+    assert label_dir.startswith("label=_.._.._.._") and "~" in label_dir  # sanitized + hashed
 
 
 class _Redirector(http.server.BaseHTTPRequestHandler):
