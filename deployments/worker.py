@@ -82,8 +82,17 @@ def ensure_zombie_detection(client, heartbeat_s: int | None = None) -> str:
     if not existing:
         client.create_automation(desired)
         return f"created    automation {ZOMBIE_AUTOMATION}"
+    if _comparable(existing[0]) == _comparable(desired) and len(existing) == 1:
+        return f"unchanged  automation {ZOMBIE_AUTOMATION}"
     client.update_automation(existing[0].id, desired)
     return f"updated    automation {ZOMBIE_AUTOMATION}"
+
+
+def _comparable(automation) -> dict:
+    data = automation.model_dump(mode="json", include={"name", "description", "trigger", "actions"})
+    for key in ("after", "expect", "for_each"):
+        data["trigger"][key] = sorted(data["trigger"][key])
+    return data
 
 
 def _zombie_automation(heartbeat_s: int):
