@@ -124,6 +124,7 @@ def test_every_page_is_clean_and_accessible_on_desktop_and_phone(
 
 
 def test_dark_theme_is_applied_and_accessible(browser, stack, axe_script):
+    # Streamlit's default theme follows the system's: a browser that prefers dark gets it.
     context = browser.new_context(viewport=DESKTOP, color_scheme="dark")
     try:
         page = context.new_page()
