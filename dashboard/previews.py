@@ -145,7 +145,8 @@ def _facts(output: Output, contents: dict[str, bytes | None]) -> None:
     pdf = output.pdf
     if pdf is not None:
         st.caption(f"PDF: {file_size(pdf.bytes)} ({pdf.bytes:,} bytes)")
-        st.code(f"sha256 {pdf.sha256}", language=None)
+        # Wrapped: a horizontally scrolling block cannot be reached by keyboard.
+        st.code(f"sha256 {pdf.sha256}", language=None, wrap_lines=True)
         data = contents.get(pdf.path)
         if data is not None:
             if hashlib.sha256(data).hexdigest() == pdf.sha256:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,7 @@ class Api:
 
         self.config = config
         self.calls = 0
+        self._calls_lock = threading.Lock()  # pages may read in parallel threads
         self.client = SyncPrefectClient(
             config.url,
             auth_string=config.auth_string,
@@ -74,7 +76,8 @@ class Api:
         )
 
     def _count(self, request: httpx.Request) -> None:
-        self.calls += 1
+        with self._calls_lock:
+            self.calls += 1
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
         """A raw POST for endpoints the client has no method for; the JSON answer."""
