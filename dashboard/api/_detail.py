@@ -19,6 +19,7 @@ from uuid import UUID
 from dashboard.api._connection import Api, one_line
 from dashboard.api._models import BatchProgress
 from dashboard.api._progress import parse_progress
+from dashboard.api._values import utc, word
 
 PAGE = 200  # the API's largest page
 MAX_DETAIL_CALLS = 1 + 1 + 1 + 1 + 1 + 2 + 3 + 2 + 1  # = 13
@@ -211,12 +212,12 @@ def run_header(api: Api, run_id: str) -> RunHeader | None:
         name=run.name,
         flow=flow.name,
         deployment=deployment,
-        state_type=_word(run.state_type) or "UNKNOWN",
-        state_name=run.state_name or _word(run.state_type) or "Unknown",
+        state_type=word(run.state_type) or "UNKNOWN",
+        state_name=run.state_name or word(run.state_type) or "Unknown",
         message=one_line(run.state.message, 500) if run.state else None,
-        expected_start=_utc(run.expected_start_time),
-        start=_utc(run.start_time),
-        end=_utc(run.end_time),
+        expected_start=utc(run.expected_start_time),
+        start=utc(run.start_time),
+        end=utc(run.end_time),
         duration_s=_duration(run.start_time, run.end_time, run.total_run_time),
         work_pool=run.work_pool_name,
         work_queue=run.work_queue_name,
@@ -263,11 +264,11 @@ def task_runs(api: Api, run_id: str) -> tuple[tuple[TaskRow, ...], int]:
         TaskRow(
             id=str(t.id),
             name=t.name,
-            state_type=_word(t.state_type) or "UNKNOWN",
-            state_name=t.state_name or _word(t.state_type) or "Unknown",
+            state_type=word(t.state_type) or "UNKNOWN",
+            state_name=t.state_name or word(t.state_type) or "Unknown",
             run_count=int(t.run_count or 0),
-            start=_utc(t.start_time),
-            end=_utc(t.end_time),
+            start=utc(t.start_time),
+            end=utc(t.end_time),
             duration_s=_duration(t.start_time, t.end_time, t.total_run_time),
         )
         for t in found
@@ -295,10 +296,10 @@ def subflow_runs(api: Api, run_id: str) -> tuple[tuple[SubflowRow, ...], int]:
         SubflowRow(
             id=str(r.id),
             name=r.name,
-            state_type=_word(r.state_type) or "UNKNOWN",
-            state_name=r.state_name or _word(r.state_type) or "Unknown",
-            start=_utc(r.start_time),
-            end=_utc(r.end_time),
+            state_type=word(r.state_type) or "UNKNOWN",
+            state_name=r.state_name or word(r.state_type) or "Unknown",
+            start=utc(r.start_time),
+            end=utc(r.end_time),
             duration_s=_duration(r.start_time, r.end_time, r.total_run_time),
             task_count=int(counts.get(str(r.id), 0)),
         )
@@ -366,7 +367,7 @@ def run_artifacts(api: Api, run_id: str) -> tuple[ArtifactView, ...]:
                 type=kind,
                 description=artifact.description,
                 data=data,
-                created=_utc(artifact.created),
+                created=utc(artifact.created),
             )
         )
     return tuple(result)
@@ -422,7 +423,7 @@ def _kind_and_data(kind: str, data: Any) -> tuple[str, Any]:
 
 def _line(log: Any) -> LogLine:
     return LogLine(
-        timestamp=_utc(log.timestamp) or datetime.now(UTC),
+        timestamp=utc(log.timestamp) or datetime.now(UTC),
         level=int(log.level),
         message=str(log.message),
         task_run_id=str(log.task_run_id) if log.task_run_id else None,
@@ -435,15 +436,3 @@ def _duration(start: datetime | None, end: datetime | None, total: Any) -> float
     if total is not None and total.total_seconds():
         return total.total_seconds()
     return None
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _word(value: Any) -> str | None:
-    if value is None:
-        return None
-    return str(getattr(value, "value", value))

@@ -32,6 +32,7 @@ from dashboard.api._models import (
     SlowRun,
     Window,
 )
+from dashboard.api._values import utc, word
 
 PAGE = 200  # the API's largest page
 REPORT_FLOW = "report"  # its runs are labelled by the report alone
@@ -222,12 +223,12 @@ def samples(api: Api, runs: list) -> list[RunSample]:
             id=str(run.id),
             name=run.name,
             report=report_label(names.get(run.flow_id), run.parameters),
-            state_type=_word(run.state_type) or "UNKNOWN",
+            state_type=word(run.state_type) or "UNKNOWN",
             duration_s=run.estimated_run_time.total_seconds()
             if run.estimated_run_time is not None
             else None,
             message=run.state.message if run.state else None,
-            finished_at=_utc(run.end_time or run.expected_start_time),
+            finished_at=utc(run.end_time or run.expected_start_time),
             from_deployment=run.deployment_id is not None,
         )
         for run in runs
@@ -260,15 +261,3 @@ def _failed(bucket: HistoryBucket) -> int:
 
 def _middle(bucket: HistoryBucket) -> datetime:
     return bucket.start + (bucket.end - bucket.start) / 2
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _word(value: Any) -> str | None:
-    if value is None:
-        return None
-    return str(getattr(value, "value", value))

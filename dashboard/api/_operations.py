@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dashboard.api._connection import Api
+from dashboard.api._values import utc, word
 
 PAGE = 200
 MAX_WORKER_POOLS = 10
@@ -103,8 +104,8 @@ def operations(api: Api) -> Operations:
                     WorkerRow(
                         name=worker.name,
                         pool=pool.name,
-                        status=_word(worker.status) or "UNKNOWN",
-                        last_heartbeat=_utc(worker.last_heartbeat_time),
+                        status=word(worker.status) or "UNKNOWN",
+                        last_heartbeat=utc(worker.last_heartbeat_time),
                     )
                 )
     if len(pools) > MAX_WORKER_POOLS:
@@ -119,7 +120,7 @@ def operations(api: Api) -> Operations:
                 id=str(p.id),
                 name=p.name,
                 type=p.type,
-                status="PAUSED" if p.is_paused else (_word(p.status) or "NOT_READY"),
+                status="PAUSED" if p.is_paused else (word(p.status) or "NOT_READY"),
                 paused=bool(p.is_paused),
                 concurrency_limit=p.concurrency_limit,
             )
@@ -183,7 +184,7 @@ def _audit_entry(event: dict[str, Any]) -> AuditEntry:
     payload = event.get("payload") or {}
     resource = event.get("resource") or {}
     return AuditEntry(
-        occurred=_utc(datetime.fromisoformat(event["occurred"])) or datetime.now(UTC),
+        occurred=utc(datetime.fromisoformat(event["occurred"])) or datetime.now(UTC),
         user=str(payload.get("user") or resource.get("prefect.resource.name") or "?"),
         role=str(payload.get("role") or "?"),
         action=str(event.get("event", "")).removeprefix(EVENT_PREFIX),
@@ -221,15 +222,3 @@ def _schedule(item: Any) -> ScheduleRow:
         timezone=getattr(schedule, "timezone", None),
         active=bool(item.active),
     )
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _word(value: Any) -> str | None:
-    if value is None:
-        return None
-    return str(getattr(value, "value", value))

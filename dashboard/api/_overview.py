@@ -31,6 +31,7 @@ from dashboard.api._models import (
     WindowStats,
 )
 from dashboard.api._progress import latest_progress, parse_progress
+from dashboard.api._values import utc, word
 
 PAGE = 200  # the API's largest page
 MAX_WORKER_POOLS = 3  # pools whose online workers are counted in one refresh
@@ -109,7 +110,7 @@ def health(api: Api) -> Health:
                 PoolHealth(
                     name=pool.name,
                     type=pool.type,
-                    status=_word(pool.status) or ("PAUSED" if pool.is_paused else "NOT_READY"),
+                    status=word(pool.status) or ("PAUSED" if pool.is_paused else "NOT_READY"),
                     needs_worker=needs_worker,
                     online_workers=online,
                 )
@@ -201,7 +202,7 @@ def active_batches(api: Api, limit: int = MAX_BATCHES) -> ActiveBatches:
         parsed = parse_progress(
             artifact.data if artifact else None, artifact.description if artifact else None
         )
-        started = _utc(run.start_time) if run.start_time else None
+        started = utc(run.start_time) if run.start_time else None
         batches.append(
             BatchProgress(
                 run_id=str(run.id),
@@ -325,14 +326,4 @@ def _seconds(value: Any) -> float | None:
 
 def _parse_time(value: Any) -> datetime:
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return _utc(moment)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _word(value: Any) -> str | None:
-    if value is None:
-        return None
-    return str(getattr(value, "value", value))
+    return utc(moment)

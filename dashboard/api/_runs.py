@@ -7,12 +7,12 @@ at most 6, whatever the number of runs. `filter_choices()` costs 4 or 5.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from dashboard.api._connection import Api
 from dashboard.api._models import FilterChoices, RunQuery, RunRow, RunsPage
 from dashboard.api._progress import latest_progress
+from dashboard.api._values import utc, word
 
 PAGE = 200
 
@@ -40,12 +40,12 @@ def runs_page(api: Api, query: RunQuery) -> RunsPage:
             name=run.name,
             flow=flows.get(run.flow_id),
             deployment=deployments.get(run.deployment_id) if run.deployment_id else None,
-            state_type=_word(run.state_type) or "UNKNOWN",
-            state_name=run.state_name or _word(run.state_type) or "Unknown",
+            state_type=word(run.state_type) or "UNKNOWN",
+            state_name=run.state_name or word(run.state_type) or "Unknown",
             message=run.state.message if run.state else None,
-            expected_start=_utc(run.expected_start_time),
-            start=_utc(run.start_time),
-            end=_utc(run.end_time),
+            expected_start=utc(run.expected_start_time),
+            start=utc(run.start_time),
+            end=utc(run.end_time),
             duration_s=_duration(run),
             work_pool=run.work_pool_name,
             work_queue=run.work_queue_name,
@@ -164,15 +164,3 @@ def _duration(run: Any) -> float | None:
         return run.total_run_time.total_seconds()
     estimated = getattr(run, "estimated_run_time", None)
     return estimated.total_seconds() if estimated else None
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _word(value: Any) -> str | None:
-    if value is None:
-        return None
-    return str(getattr(value, "value", value))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import streamlit as st
 from prefect import flow, get_client
 from prefect.client.schemas.actions import ArtifactCreate
 from prefect.states import Completed, Failed, Running, Scheduled
@@ -26,6 +27,30 @@ PROGRESS_TEXT = "5 of 12 done (1 unchanged), 2 failed, ETA 1 min 05 s"
 def _server(prefect_server):
     """Every dashboard test talks to the session's Prefect server."""
     return prefect_server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    st.cache_data.clear()  # process-wide: one test's answers must not leak into the next
+    yield
+    st.cache_data.clear()
+
+
+@pytest.fixture
+def media(monkeypatch) -> dict[str, bytes]:
+    """Every file a page hands Streamlit (images, downloads), by media file id."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    stored: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def keep(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        stored[file_id] = path_or_data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+    return stored
 
 
 @dataclass

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from prefect import get_client
 from prefect.states import Failed, Running
 from streamlit.testing.v1 import AppTest
@@ -40,13 +39,6 @@ def pool(prefect_server):
     yield POOL
     with get_client(sync_client=True) as client:
         client.delete_work_pool(POOL)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    st.cache_data.clear()
-    yield
-    st.cache_data.clear()
 
 
 def _app(hashes: dict[str, str]) -> AppTest:

@@ -5,18 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 KPI_LABELS = ["Running", "Queued", "Completed", "Failed", "Success rate", "Median duration"]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    st.cache_data.clear()  # process-wide: one test's answers must not leak into the next
-    yield
-    st.cache_data.clear()
 
 
 def _app() -> AppTest:

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from prefect import get_client
 from prefect.client.schemas.filters import (
     DeploymentFilter,
@@ -48,13 +47,6 @@ def deployments(prefect_server) -> dict[str, str]:
     with get_client(sync_client=True) as client:
         for run in _runs(client, ids[SINGLE], ids[BATCH], since=started):
             client.delete_flow_run(run.id)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    st.cache_data.clear()  # process-wide: one test's answers must not leak into the next
-    yield
-    st.cache_data.clear()
 
 
 def _runs(client, *deployment_ids: str, since: datetime | None = None) -> list:

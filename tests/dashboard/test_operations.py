@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from prefect import get_client
 from prefect.client.schemas.actions import ArtifactCreate
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -28,13 +27,6 @@ from deployments.topology import WORK_POOL
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 ALICE = User("alice", OPERATOR)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    st.cache_data.clear()
-    yield
-    st.cache_data.clear()
 
 
 @pytest.fixture(scope="module")

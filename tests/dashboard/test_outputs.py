@@ -15,10 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from PIL import Image
 from pypdf import PdfReader
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from dashboard.api import OutputLookupError, find_output, item_parameters, list_outputs
@@ -28,28 +26,6 @@ from reports.store import OutputStore
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 HOSTILE = '<img src=x onerror="alert(1)">'
 COPIES = 55
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    st.cache_data.clear()  # the page caches the store's listing for every viewer
-    yield
-    st.cache_data.clear()
-
-
-@pytest.fixture
-def media(monkeypatch) -> dict[str, bytes]:
-    """Every file the page hands Streamlit (images, downloads), by media file id."""
-    stored: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def keep(self, path_or_data, mimetype, kind, filename=None):
-        file_id = original(self, path_or_data, mimetype, kind, filename)
-        stored[file_id] = path_or_data
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
-    return stored
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from PIL import Image
 from pypdf import PdfReader
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from dashboard.api import connect
@@ -32,28 +30,6 @@ from dashboard.previews import PREVIEW_WIDTH
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 PROGRESS_TEXT = "5 of 12 done (1 unchanged), 2 failed, ETA 1 min 05 s"  # as `seeded` wrote it
 STAGES = ["load", "build-context", "render-html", "render-pdf", "publish"]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    st.cache_data.clear()  # process-wide: one test's answers must not leak into the next
-    yield
-    st.cache_data.clear()
-
-
-@pytest.fixture
-def media(monkeypatch) -> dict[str, bytes]:
-    """Every file the page hands Streamlit (images, downloads), by media file id."""
-    stored: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def keep(self, path_or_data, mimetype, kind, filename=None):
-        file_id = original(self, path_or_data, mimetype, kind, filename)
-        stored[file_id] = path_or_data
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
-    return stored
 
 
 def _served(media: dict[str, bytes], url: str) -> bytes:
