@@ -354,7 +354,7 @@ def _flush_before_shutdown() -> None:
 def _require_api() -> str:
     from prefect.settings import get_current_settings
 
-    from deployments.prefect_server import api_ready
+    from deployments.prefect_server import api_ready, credentials_problem
 
     url = get_current_settings().api.url
     if not url:
@@ -364,6 +364,10 @@ def _require_api() -> str:
         )
     if not api_ready(url):
         raise CliError(f"Prefect API at {url} is unreachable: is the server running?")
+    auth = get_current_settings().api.auth_string
+    problem = credentials_problem(url, auth.get_secret_value() if auth else None)
+    if problem:
+        raise CliError(problem)
     return url
 
 

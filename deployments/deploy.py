@@ -27,6 +27,7 @@ from prefect.client.schemas.schedules import CronSchedule
 from prefect.exceptions import ObjectNotFound
 from prefect.flows import load_flow_from_entrypoint
 from prefect.utilities.callables import parameter_schema
+from pydantic import ValidationError
 
 from deployments.topology import QUEUES, SQL_SOURCE_SLOTS, WORK_POOL
 from flows.limits import SQL_SOURCE_LIMIT
@@ -34,6 +35,7 @@ from reports import SpecError
 from reports.catalog import default_catalog
 from reports.schema import parameter_property, parameters_schema
 from reports.settings import PROJECT_ROOT
+from reports.spec import yaml_error
 
 PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
 log = logging.getLogger(__name__)
@@ -69,8 +71,10 @@ def load_deployment_specs(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
     """
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except OSError as exc:
         raise SpecError(f"{path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(yaml_error(path, exc)) from None
     specs = [copy.deepcopy(d) for d in document.get("deployments") or []]
     specs += _on_demand_specs(specs)
     for spec in specs:
@@ -118,6 +122,12 @@ def _on_demand_specs(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _validate_cron(deployment: str, schedule: dict[str, Any]) -> None:
     try:
         CronSchedule(cron=schedule["cron"], timezone=schedule.get("timezone"))
+    except ValidationError as exc:
+        detail = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise SpecError(
+            f"prefect.yaml: deployment '{deployment}': invalid schedule "
+            f"{schedule.get('cron')!r}: {detail}"
+        ) from None
     except (ValueError, KeyError) as exc:
         detail = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
         raise SpecError(
@@ -308,6 +318,7 @@ def _schedule_set(deployment) -> set[tuple]:
 def deploy(schedules_active: bool | None = None, path: Path = PREFECT_YAML) -> DeployResult:
     """Apply prefect.yaml and the objects it relies on to the active Prefect API."""
     from deployments.notifications import ensure_failure_notifications
+    from deployments.worker import ensure_zombie_detection
     from reports.settings import get_settings
 
     specs = load_deployment_specs(path)
@@ -316,6 +327,7 @@ def deploy(schedules_active: bool | None = None, path: Path = PREFECT_YAML) -> D
         ensure_infrastructure(client, result)
         for spec in specs:
             apply_deployment(client, spec, schedules_active, result)
+        result.notes.append(ensure_zombie_detection(client))
     webhook = get_settings().failure_webhook_url
     result.notes.append(
         ensure_failure_notifications(webhook.get_secret_value() if webhook else None)

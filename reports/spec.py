@@ -226,6 +226,14 @@ def range_values(pspec: ParameterSpec) -> list[Any] | None:
     return None
 
 
+def yaml_error(path: Path, exc: yaml.YAMLError) -> str:
+    """'<path>: line 2 invalid YAML: <problem>' — one line, where PyYAML gives five."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" line {mark.line + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{path}:{where} invalid YAML: {problem}"
+
+
 def load_spec(path: Path) -> ReportSpec:
     """Parse one spec.yaml; every problem becomes a SpecError naming the file."""
     try:
@@ -233,10 +241,7 @@ def load_spec(path: Path) -> ReportSpec:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot read spec: {exc}") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(f"{path}:{where} invalid YAML: {problem}") from None
+        raise SpecError(yaml_error(path, exc)) from None
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: spec must be a mapping of fields, got {type(raw).__name__}")
     try:

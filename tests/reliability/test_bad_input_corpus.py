@@ -129,10 +129,6 @@ ALL_REPORTS = (
 )
 CARRIERS = "9E, AA, AS, B6, DL, EV, F9, FL, HA, MQ, OO, UA, US, VX, WN, YV"
 DOWN = "http://127.0.0.1:9/api"
-# deployments/deploy.py shows pydantic's "For further information visit …" line for a bad
-# cron, and a multi-line YAML error for a broken prefect.yaml; the fix is with the lead.
-# strict: the day the messages are fixed, these cases pass and the mark must go.
-NEEDS_DEPLOY_FIX = pytest.mark.xfail(strict=True, reason="deploy.py message fix pending")
 
 CASES = [
     # -- which report, which parameters
@@ -291,14 +287,12 @@ CASES = [
         Engine(_invalid_cron),
         "prefect.yaml: deployment 'nightly': invalid schedule '61 25 * * *': "
         'Invalid cron string: "61 25 * * *"',
-        NEEDS_DEPLOY_FIX,
     ),
     (
         "prefect-yaml-not-yaml",
         Engine(_unreadable_prefect_yaml),
         "{tmp}/prefect.yaml: line 2 invalid YAML: expected the node content, but found "
         "'<stream end>'",
-        NEEDS_DEPLOY_FIX,
     ),
     (
         "batch-unknown-dimension",
