@@ -37,6 +37,12 @@ os.environ.update(
 )
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Browser tests last: Playwright's sync API leaves an event loop on the main thread,
+    after which Prefect's sync-compatible calls in this process return coroutines."""
+    items.sort(key=lambda item: "/tests/e2e/" in str(item.path).replace("\\", "/"))
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(SESSION_HOME, ignore_errors=True)
 

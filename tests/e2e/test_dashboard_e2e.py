@@ -243,8 +243,9 @@ def test_a_paused_pool_holds_new_runs_until_it_is_resumed(page, stack):
     toggle_pool(page, stack, f"Pause work pool '{WORK_POOL}'?", f"Paused work pool '{WORK_POOL}'.")
     try:
         assert pool_paused(stack)
-        # The pool's status as icon and text.
-        assert page.get_by_text("⏸️ PAUSED", exact=True).is_visible()
+        # The pool's status as icon and text, as the page reads it again.
+        open_page(page, f"{stack.dashboard_url}/operations")
+        expect(page.get_by_text("⏸️ PAUSED", exact=True)).to_be_visible(timeout=30_000)
         run_id = start_run(
             stack, "report/carrier-monthly", {"parameters": {"carrier": "DL", "month": "2013-04"}}
         )
