@@ -147,7 +147,10 @@ def main() -> None:
     finally:
         if worker is not None:
             os.killpg(worker.pid, 15)
-            worker.wait(20)
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, 9)
         server.stop()
 
     ideal_s = loop_s / cores

@@ -40,17 +40,28 @@ if [[ ! -x .venv/bin/python ]]; then
   say "creating .venv"
   "$PYTHON" -m venv .venv
 fi
-# The lock includes the test tools, so one stamp covers both modes.
-stamp=".venv/.installed-$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)"
+# The lock includes the test tools, so one stamp covers both modes; this script is in it
+# so that a change to how packages are installed reaches existing environments.
+stamp=".venv/.installed-$(cat requirements.lock pyproject.toml "$0" | sha256sum | cut -c1-16)"
 if [[ ! -f $stamp ]]; then
   say "installing pinned dependencies (requirements.lock)"
   .venv/bin/python -m pip install -q --upgrade pip uv==0.13.9
   .venv/bin/uv pip install -q --python .venv/bin/python -r requirements.lock
+  # Bytecode is compiled here, once: where PYTHONDONTWRITEBYTECODE is set (many
+  # container images), every new process would otherwise compile Prefect, pandas and
+  # WeasyPrint from source. Each flow run and render process is a new process;
+  # importing the flows took 12.5 s instead of 5.4 s on a 2-core machine without it.
+  say "compiling bytecode"
+  # `|| true`: a few packages ship files that are not meant to compile (templates).
+  .venv/bin/python -m compileall -q -j 0 "$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" >/dev/null || true
   # compat mode puts the checkout on sys.path, so new packages and reports need no reinstall.
   .venv/bin/uv pip install -q --python .venv/bin/python --no-deps -e . --config-settings editable_mode=compat
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+
+# The project's own modules, for the same reason; up-to-date files are skipped.
+.venv/bin/python -m compileall -q flows reports dashboard deployments >/dev/null
 
 # --- browser-test tools ------------------------------------------------------------
 # axe-core (accessibility checks injected into each page), pinned by package-lock.json.

@@ -18,7 +18,7 @@ from uuid import UUID
 
 from dashboard.api._connection import Api, one_line
 from dashboard.api._models import BatchProgress
-from dashboard.api._progress import parse_progress
+from dashboard.api._progress import batch_progress
 from dashboard.api._values import utc, word
 
 PAGE = 200  # the API's largest page
@@ -384,22 +384,14 @@ def find_traceback(errors: tuple[LogLine, ...]) -> str | None:
 
 
 def _with_progress(header: RunHeader, artifact: ArtifactView) -> RunHeader:
-    parsed = parse_progress(artifact.data, artifact.description)
-    started = header.start
-    now = header.end or datetime.now(UTC)
-    progress = BatchProgress(
+    progress = batch_progress(
         run_id=header.id,
         name=header.name,
         report=header.report,
         state=header.state_name,
-        started_at=started,
-        elapsed_s=(now - started).total_seconds() if started else None,
-        percent=parsed.percent,
-        done=parsed.done,
-        total=parsed.total,
-        unchanged=parsed.unchanged,
-        failed=parsed.failed,
-        eta=parsed.eta,
+        started_at=header.start,
+        ended_at=header.end,
+        data=artifact.data,
         description=artifact.description,
     )
     return replace(header, progress=progress)

@@ -21,7 +21,6 @@ from dashboard.api import _insights
 from dashboard.api._connection import Api, ApiUnavailable
 from dashboard.api._models import (
     ActiveBatches,
-    BatchProgress,
     Health,
     HistoryBucket,
     Kpis,
@@ -30,7 +29,7 @@ from dashboard.api._models import (
     Window,
     WindowStats,
 )
-from dashboard.api._progress import latest_progress, parse_progress
+from dashboard.api._progress import batch_progress, latest_progress
 from dashboard.api._values import utc, word
 
 PAGE = 200  # the API's largest page
@@ -195,28 +194,18 @@ def active_batches(api: Api, limit: int = MAX_BATCHES) -> ActiveBatches:
         if total >= limit:
             total = api.client.count_flow_runs(flow_filter=flows, flow_run_filter=running)
     artifacts = latest_progress(api, [r.id for r in runs], "batch progress")
-    now = datetime.now(UTC)
     batches = []
     for run in runs:
         artifact = artifacts.get(run.id)
-        parsed = parse_progress(
-            artifact.data if artifact else None, artifact.description if artifact else None
-        )
-        started = utc(run.start_time) if run.start_time else None
         batches.append(
-            BatchProgress(
+            batch_progress(
                 run_id=str(run.id),
                 name=run.name,
                 report=(run.parameters or {}).get("report"),
                 state=run.state_name or "Running",
-                started_at=started,
-                elapsed_s=(now - started).total_seconds() if started else None,
-                percent=parsed.percent,
-                done=parsed.done,
-                total=parsed.total,
-                unchanged=parsed.unchanged,
-                failed=parsed.failed,
-                eta=parsed.eta,
+                started_at=utc(run.start_time) if run.start_time else None,
+                ended_at=None,
+                data=artifact.data if artifact else None,
                 description=artifact.description if artifact else None,
             )
         )

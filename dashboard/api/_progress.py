@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+
+from dashboard.api._models import BatchProgress
 
 _DESCRIPTION = re.compile(
     r"(?P<done>\d+)\s+of\s+(?P<total>\d+)\s+done"
@@ -49,6 +52,37 @@ def parse_progress(data: Any, description: str | None) -> ParsedProgress:
         failed=int(groups["failed"]) if groups["failed"] else 0,
         eta=groups["eta"],
         took=groups["took"],
+    )
+
+
+def batch_progress(
+    *,
+    run_id: str,
+    name: str,
+    report: str | None,
+    state: str,
+    started_at: datetime | None,
+    ended_at: datetime | None,
+    data: Any,
+    description: str | None,
+) -> BatchProgress:
+    """A batch run as the dashboard shows it: its progress artifact read, its age counted."""
+    parsed = parse_progress(data, description)
+    until = ended_at or datetime.now(UTC)
+    return BatchProgress(
+        run_id=run_id,
+        name=name,
+        report=report,
+        state=state,
+        started_at=started_at,
+        elapsed_s=(until - started_at).total_seconds() if started_at else None,
+        percent=parsed.percent,
+        done=parsed.done,
+        total=parsed.total,
+        unchanged=parsed.unchanged,
+        failed=parsed.failed,
+        eta=parsed.eta,
+        description=description,
     )
 
 

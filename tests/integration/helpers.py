@@ -1,8 +1,11 @@
-"""Reading results back: PDFs as text, artifacts and task runs from the Prefect API."""
+"""Reading results back (PDFs as text, artifacts and task runs) and starting workers."""
 
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 from uuid import UUID
 
@@ -45,3 +48,20 @@ def task_runs_of(flow_run_ids: list[UUID]) -> list:
         return client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=flow_run_ids))
         )
+
+
+def start_worker(
+    name: str, *, limit: int, env: dict[str, str] | None = None, log: Path | None = None
+) -> subprocess.Popen:
+    """`reportrunner worker` in its own process group, like a service on its own host."""
+    from deployments.prefect_server import free_port
+
+    command = [sys.executable, "-m", "deployments.cli", "worker", "--name", name]
+    command += ["--limit", str(limit), "--healthcheck-port", str(free_port())]
+    return subprocess.Popen(
+        command,
+        env={**os.environ, **(env or {})},
+        stdout=log.open("wb") if log else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+        start_new_session=True,
+    )

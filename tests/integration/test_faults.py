@@ -20,7 +20,7 @@ from uuid import UUID
 
 import pytest
 
-from integration.helpers import child_flow_runs, pdf_text, task_runs_of
+from integration.helpers import child_flow_runs, pdf_text, start_worker, task_runs_of
 
 CARRIERS = "AA,DL,UA,B6"
 MONTHS = "2013-01,2013-02,2013-03,2013-04,2013-05,2013-06"
@@ -188,27 +188,8 @@ def test_prefect_server_restart_mid_batch_loses_nothing(output_root: Path, tmp_p
 # ---- a worker killed while holding runs ------------------------------------------------
 
 
-def _start_worker(name: str, limit: int, heartbeat_s: int) -> subprocess.Popen:
-    from deployments.prefect_server import free_port
-
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "deployments.cli",
-            "worker",
-            "--name",
-            name,
-            "--limit",
-            str(limit),
-            "--healthcheck-port",
-            str(free_port()),
-        ],
-        env={**os.environ, "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(heartbeat_s)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group, like a service on its own host
-    )
+def _heartbeat_every(seconds: int) -> dict[str, str]:
+    return {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(seconds)}
 
 
 def _wait_for_state(client, run_id: UUID, wanted: set[str], timeout: float) -> str:
@@ -272,7 +253,7 @@ def test_worker_killed_while_holding_runs_is_detected_and_recovered(output_root,
     deploy()
     with get_client(sync_client=True) as client:
         ensure_zombie_detection(client, heartbeat)
-    worker = _start_worker("doomed", limit=1, heartbeat_s=heartbeat)
+    worker = start_worker("doomed", limit=1, env=_heartbeat_every(heartbeat))
     try:
         batch = run_deployment(
             "batch/carrier-monthly",
@@ -324,7 +305,7 @@ def test_worker_killed_while_holding_runs_is_detected_and_recovered(output_root,
         assert crashed and crashed[0]["state"] == "Crashed"
 
         # Recovery: a new worker, and the crashed batch retried the way the UI does it.
-        worker = _start_worker("replacement", limit=2, heartbeat_s=heartbeat)
+        worker = start_worker("replacement", limit=2, env=_heartbeat_every(heartbeat))
         retry = subprocess.run(
             [sys.executable, "-m", "prefect", "flow-run", "retry", str(batch.id)],
             capture_output=True,

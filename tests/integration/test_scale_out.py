@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from deployments.prefect_server import PrefectServer, free_port
-from integration.helpers import child_flow_runs, flow_run_artifacts, pdf_text
+from deployments.prefect_server import PrefectServer
+from integration.helpers import child_flow_runs, flow_run_artifacts, pdf_text, start_worker
 
 pytestmark = pytest.mark.postgres
 
@@ -39,27 +37,6 @@ CARRIERS = [
     "OO",
 ]
 MONTHS = ["2013-01", "2013-02", "2013-03", "2013-04"]
-
-
-def _start_worker(name: str, env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "deployments.cli",
-            "worker",
-            "--name",
-            name,
-            "--limit",
-            "2",
-            "--healthcheck-port",
-            str(free_port()),
-        ],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
 
 
 def _wait_until_online(count: int, timeout: float = 60) -> None:
@@ -105,7 +82,10 @@ def test_two_workers_on_postgres_complete_a_64_item_batch(scratch_postgres_url, 
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             deploy()
-            workers = [_start_worker(name, env, tmp_path / f"{name}.log") for name in ("w1", "w2")]
+            workers = [
+                start_worker(name, limit=2, env=env, log=tmp_path / f"{name}.log")
+                for name in ("w1", "w2")
+            ]
             _wait_until_online(2)  # with two workers, "auto" spreads the chunks
             run = run_deployment(
                 "batch/carrier-monthly-batch",
