@@ -42,7 +42,7 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 # The lock includes the test tools, so one stamp covers both modes; this script is in it
 # so that a change to how packages are installed reaches existing environments.
-stamp=".venv/.installed-$(cat requirements.lock pyproject.toml "$0" | sha256sum | cut -c1-16)"
+stamp=".venv/.installed-$(cat requirements.lock pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)"
 if [[ ! -f $stamp ]]; then
   say "installing pinned dependencies (requirements.lock)"
   .venv/bin/python -m pip install -q --upgrade pip uv==0.13.9
