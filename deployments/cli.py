@@ -194,6 +194,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             parameters=fixed or None,
             max_parallel=args.max_parallel,
             chunk_size=args.chunk_size,
+            items_per_task=args.items_per_task,
             force=args.force,
             return_state=True,
         )
@@ -424,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-parallel", type=int, help="render processes (default: cores)")
     p.add_argument("--chunk-size", type=int, help="items per chunk flow run")
+    p.add_argument("--items-per-task", type=int, help="items per render task run")
     p.add_argument("--force", action="store_true", help="render unchanged items too")
     p.add_argument("--verbose", action="store_true", help="show Prefect's logs")
     p.add_argument(

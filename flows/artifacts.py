@@ -69,6 +69,7 @@ def publish_batch_artifacts(report: str, outcomes: list[dict[str, Any]], summary
                 "quality": o.get("quality") or "",
                 "pages": o.get("pages") or "",
                 "seconds": o.get("duration_s") or "",
+                "attempts": o.get("attempts") or "",
                 "error": o.get("error") or "",
             }
             for o in outcomes

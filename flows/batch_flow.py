@@ -66,6 +66,7 @@ def batch(
     items: list[dict[str, Any]] | None = None,
     max_parallel: int | None = None,
     chunk_size: int | None = None,
+    items_per_task: int | None = None,
     force: bool = False,
     as_of: dt.date | None = None,
     chunk_runs: ChunkRuns = "auto",
@@ -74,6 +75,7 @@ def batch(
 
     over: dimension → list of values, or "*" for all values of that dimension.
     parameters: values shared by every item. force: render even unchanged items.
+    chunk_size, items_per_task, max_parallel: default from the settings.
     as_of: date that relative values (`previous` month, `yesterday`) resolve against;
     default: the run's scheduled date. chunk_runs: "deployment" spreads chunks over
     workers, "local" renders here, "auto" spreads when this batch runs from a deployment.
@@ -106,7 +108,14 @@ def batch(
     )
     progress.start()
     run = _run_chunks_on_workers if remote else _run_chunks_here
-    outcomes = run(report, chunks, output_url, parallel, force, batch_id, progress)
+    options = {
+        "output_url": output_url,
+        "max_parallel": parallel,
+        "items_per_task": items_per_task or settings.items_per_task,
+        "force": force,
+        "batch_id": batch_id,
+    }
+    outcomes = run(report, chunks, options, progress)
     return _summarize(report, outcomes, progress, output_url, logger)
 
 
@@ -130,51 +139,37 @@ def _spread_over_workers(chunk_runs: ChunkRuns, chunks: int) -> bool:
     return sum(worker.status == WorkerStatus.ONLINE for worker in workers) >= 2
 
 
-def _run_chunks_here(report, chunks, output_url, parallel, force, batch_id, progress):
+def _run_chunks_here(report, chunks, options, progress):
+    batch_id = options["batch_id"]
     progress_registry.register(batch_id, progress)
     outcomes: list[dict[str, Any]] = []
     try:
         for number, chunk in enumerate(chunks, start=1):
             run_chunk = render_chunk.with_options(
                 flow_run_name=f"{report} chunk {number}/{len(chunks)}",
-                task_runner=ThreadPoolTaskRunner(max_workers=2 * parallel),
+                task_runner=ThreadPoolTaskRunner(max_workers=2 * options["max_parallel"]),
             )
-            outcomes += run_chunk(
-                report=report,
-                items=chunk,
-                output_url=output_url,
-                max_parallel=parallel,
-                force=force,
-                batch_id=batch_id,
-                chunk_index=number,
-            )
+            outcomes += run_chunk(report=report, items=chunk, chunk_index=number, **options)
     finally:
         progress_registry.unregister(batch_id)
     return outcomes
 
 
-def _run_chunks_on_workers(report, chunks, output_url, parallel, force, batch_id, progress):
+def _run_chunks_on_workers(report, chunks, options, progress):
     """Start one chunk flow run per chunk, poll them into the progress, merge their outcomes."""
     runs = {}
     for number, chunk in enumerate(chunks, start=1):
         started = run_deployment(
             CHUNK_DEPLOYMENT,
-            parameters={
-                "report": report,
-                "items": chunk,
-                "output_url": output_url,
-                "max_parallel": parallel,
-                "force": force,
-                "batch_id": batch_id,
-                "chunk_index": number,
-            },
+            parameters={"report": report, "items": chunk, "chunk_index": number, **options},
             flow_run_name=f"{report} chunk {number}/{len(chunks)}",
             tags=["reportrunner", f"report:{report}", "chunk"],
             timeout=0,  # return at once: the batch polls
             as_subflow=True,
         )
         runs[started.id] = (number, chunk)
-    store = OutputStore(output_url)
+    batch_id = options["batch_id"]
+    store = OutputStore(options["output_url"])
     merged: dict[int, list[dict[str, Any]]] = {}
     poll_s = max(1.0, get_settings().progress_cooldown_s)
     with get_client(sync_client=True) as client:
@@ -225,7 +220,8 @@ def _poll_progress(client, progress: BatchProgress, merged, running: list[UUID],
             ),
         )
         estimate = sum(len(runs[a.flow_run_id][1]) * float(a.data or 0) / 100 for a in artifacts)
-        # The sync client has no task-run count; a chunk has at most chunk_size items.
+        # A failed render task holds at least one failed item: a lower bound until the
+        # chunk ends. (The sync client has no task-run count; a chunk has few tasks.)
         running_failed = len(
             client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=running)),

@@ -2,8 +2,13 @@
 
 A batch splits into chunks so that (a) Prefect's per-flow memory for task states
 stays bounded however large the batch, and (b) chunks can run as separate flow
-runs on different workers. Within a chunk, one thread-run task per item hands
-the rendering to the render process pool.
+runs on different workers. Within a chunk, items go in small groups to thread-run
+`render` tasks, which hand each item to the render process pool.
+
+Why groups and not a task per item: each task run costs about 80 ms of API calls
+and server CPU, and the server shares the cores with the renders (see
+docs/BENCHMARKS.md). Inside a group every item still renders on its own, retries
+transient errors on its own and is counted in the progress as soon as it is done.
 
 Items whose outputs are current are skipped in one planning pass, so a re-run of
 an unchanged batch costs one data check per item and no task runs.
@@ -11,7 +16,11 @@ an unchanged batch costs one data check per item and no task runs.
 
 from __future__ import annotations
 
+import contextvars
 import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -22,14 +31,30 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import render_pool
 from flows.chunk_results import write_outcomes
-from flows.items import item_key
+from flows.items import item_key, split_chunks
 from flows.limits import source_slot
 from flows.progress import BatchProgress, lookup
-from flows.retry import TASK_RETRY_OPTIONS
+from flows.retry import RETRIES, is_transient, retry_delay_s
 from reports import OutputStore, ReportError, get_settings, jobs
 
 # How batches find this flow when they spread chunks over workers (see prefect.yaml).
 CHUNK_DEPLOYMENT = "render-chunk/render-chunk"
+
+
+class ItemsFailed(ReportError):
+    """Some items of a render task failed; carries every item's outcome."""
+
+    def __init__(self, outcomes: list[dict[str, Any]]):
+        self.outcomes = outcomes
+        failed = [o for o in outcomes if o["status"] == "failed"]
+        first = failed[0]
+        super().__init__(
+            f"{len(failed)} of {len(outcomes)} items failed; first: {first['key']}: "
+            f"{first['error']}"
+        )
+
+    def __reduce__(self):  # rebuilt from the outcomes wherever Prefect copies it
+        return (type(self), (self.outcomes,))
 
 
 @task(name="plan-chunk", cache_policy=NO_CACHE, persist_result=False)
@@ -43,14 +68,80 @@ def plan_chunk(report: str, items: list[dict[str, Any]], output_url: str) -> lis
     return [jobs.is_item_current(report, item, output_url) for item in items]
 
 
-@task(name="render-item", cache_policy=NO_CACHE, persist_result=False, **TASK_RETRY_OPTIONS)
-def render_item(
-    report: str, params: dict[str, Any], output_url: str, parallel: int, force: bool
-) -> dict[str, Any]:
-    with source_slot(report):
-        return render_pool.submit(
-            parallel, jobs.render_item, report, params, output_url, force
-        ).result()
+@task(name="render", cache_policy=NO_CACHE, persist_result=False)
+def render_items(
+    report: str,
+    items: list[dict[str, Any]],
+    output_url: str,
+    parallel: int,
+    force: bool,
+    record: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """Render `items` side by side; one outcome per item, in order.
+
+    `record` counts each finished item in the batch's progress at once.
+
+    Ends Failed (ItemsFailed, carrying every outcome) when any item failed, so the
+    Prefect UI shows which task holds the failure.
+    """
+    logger = get_run_logger()
+
+    def render_one(item: dict[str, Any]) -> dict[str, Any]:
+        outcome = _render_with_retries(report, item, output_url, parallel, force, logger)
+        record(outcome["status"])
+        return outcome
+
+    with ThreadPoolExecutor(max_workers=len(items), thread_name_prefix="item") as threads:
+        # Each thread runs in a copy of this task's context: its logs and source slots
+        # belong to this task run.
+        futures = [threads.submit(contextvars.copy_context().run, render_one, i) for i in items]
+        outcomes = [future.result() for future in futures]
+    if any(o["status"] == "failed" for o in outcomes):
+        raise ItemsFailed(outcomes)
+    return outcomes
+
+
+def _render_with_retries(report, item, output_url, parallel, force, logger) -> dict[str, Any]:
+    """One item in the render pool; transient errors retried with backoff, others at once."""
+    key = item_key(item)
+    for attempt in range(1, RETRIES + 2):
+        try:
+            with source_slot(report):
+                result = render_pool.submit(
+                    parallel, jobs.render_item, report, item, output_url, force
+                ).result()
+            return {"key": key, "params": item, **result, "attempts": attempt}
+        except Exception as error:
+            message = str(error) if isinstance(error, ReportError) else _describe(error)
+            if not is_transient(error) or attempt > RETRIES:
+                logger.error("%s failed: %s", key, message)
+                return _failed(item, message, attempts=attempt)
+            delay = retry_delay_s(attempt)
+            logger.warning(
+                "%s: attempt %d failed (%s); retrying in %.1f s", key, attempt, message, delay
+            )
+            time.sleep(delay)
+    raise AssertionError("unreachable: the last attempt returns")
+
+
+def _failed(item: dict[str, Any], message: str, attempts: int) -> dict[str, Any]:
+    return {
+        "key": item_key(item),
+        "params": item,
+        "status": "failed",
+        "error": message,
+        "attempts": attempts,
+    }
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _task_name(items: list[dict[str, Any]]) -> str:
+    if len(items) == 1:
+        return f"render {item_key(items[0])}"
+    return f"render {item_key(items[0])} … {item_key(items[-1])} ({len(items)} items)"
 
 
 def _run_name() -> str:
@@ -69,6 +160,7 @@ def render_chunk(
     items: list[dict[str, Any]],
     output_url: str | None = None,
     max_parallel: int | None = None,
+    items_per_task: int | None = None,
     force: bool = False,
     batch_id: str | None = None,
     chunk_index: int = 0,
@@ -79,7 +171,6 @@ def render_chunk(
     worker, it keeps its own progress artifact and leaves its outcomes in the output
     store for the batch to merge.
     """
-    logger = get_run_logger()
     settings = get_settings()
     output_url = output_url or settings.resolved_output_url
     parallel = max_parallel or settings.max_parallel
@@ -99,34 +190,26 @@ def render_chunk(
             outcomes[index] = {"key": item_key(item), "params": item, "status": "skipped"}
             progress.record("skipped")
 
-    futures = {
-        render_item.with_options(task_run_name=f"render {item_key(item)}").submit(
-            report, item, output_url, parallel, force
-        ): index
-        for index, item in enumerate(items)
-        if index not in outcomes
-    }
+    todo = [index for index in range(len(items)) if index not in outcomes]
+    futures = {}
+    for group in split_chunks(todo, items_per_task or settings.items_per_task) if todo else []:
+        group_items = [items[index] for index in group]
+        future = render_items.with_options(task_run_name=_task_name(group_items)).submit(
+            report, group_items, output_url, parallel, force, progress.record
+        )
+        futures[future] = group
     for future in as_completed(list(futures)):
-        index = futures[future]
-        item = items[index]
+        group = futures[future]
         result = future.result(raise_on_failure=False)
-        if isinstance(result, BaseException):
-            message = (
-                str(result)
-                if isinstance(result, ReportError)
-                else f"{type(result).__name__}: {result}"
-            )
-            logger.error("%s failed: %s", item_key(item), message)
-            outcomes[index] = {
-                "key": item_key(item),
-                "params": item,
-                "status": "failed",
-                "error": message,
-            }
-            progress.record("failed")
-        else:
-            outcomes[index] = {"key": item_key(item), "params": item, **result}
-            progress.record(result["status"])
+        if isinstance(result, ItemsFailed):
+            result = result.outcomes
+        elif isinstance(result, BaseException):  # the task itself broke, not an item
+            message = _describe(result)
+            get_run_logger().error("render task failed: %s", message)
+            result = [_failed(items[i], message, attempts=1) for i in group]
+            for _ in group:
+                progress.record("failed")
+        outcomes.update(zip(group, result, strict=True))
     ordered = [outcomes[i] for i in range(len(items))]
     if batch_id and in_process is None:
         write_outcomes(OutputStore(output_url), batch_id, chunk_index, ordered)

@@ -13,16 +13,18 @@ import json
 import posixpath
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from reports.catalog import TEMPLATE, Report
 from reports.errors import DataError, QualityError, ReportError
-from reports.pdf import RenderedPdf, render_pdf
 from reports.store import OutputStore
 from reports.tables import Table, apply_row_limit
 from reports.templating import compile_template, make_environment, render_template
+
+if TYPE_CHECKING:
+    from reports.pdf import RenderedPdf
 
 _STYLES_MARKER = "<!-- reportrunner:styles -->"
 # A PDF with fewer laid-out characters than this holds little beyond its headings.
@@ -154,6 +156,10 @@ def render_html(report: Report, params: dict[str, Any], context: dict[str, Any])
 
 
 def render_report_pdf(report: Report, html: RenderedHtml) -> RenderedPdf:
+    # Imported here: a batch's flow process hands PDFs to render processes and so never
+    # loads WeasyPrint (about 1 s of every flow run's start-up).
+    from reports.pdf import render_pdf
+
     return render_pdf(
         report.name,
         html.html,

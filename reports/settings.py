@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         description="Render processes per batch (default: number of cores).",
     )
     chunk_size: int = Field(default=48, ge=1, description="Items per batch chunk flow run.")
+    items_per_task: int = Field(
+        default=8,
+        ge=1,
+        description="Items one render task run renders side by side (1: a task run per item).",
+    )
     progress_cooldown_s: float = Field(
         default=2.0, ge=0, description="Minimum seconds between two progress-artifact writes."
     )

@@ -353,6 +353,7 @@ def _batch_outputs(detail: RunDetail, report: str, store_url: str) -> None:
                     else "",
                     "Pages": r.get("pages") or None,
                     "Seconds": r.get("seconds") or None,
+                    "Attempts": r.get("attempts") or None,
                     "Error": r.get("error") or "",
                 }
                 for r in rows

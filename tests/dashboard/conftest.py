@@ -142,6 +142,7 @@ def real_runs(prefect_server, settings):
         over={"month": ["2013-02", "2013-03"]},
         parameters={"carrier": "AS"},
         max_parallel=1,
+        items_per_task=1,  # a task run per item, so the detail page shows one per month
         force=True,  # rendered here even when an earlier test produced the same outputs
         return_state=True,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from prefect.states import StateType
@@ -18,6 +19,7 @@ def test_batch_isolates_a_bad_item_and_reports_progress(output_root: Path, fligh
         report="carrier-monthly",
         over={"carrier": CARRIERS, "month": MONTHS},
         chunk_size=3,
+        items_per_task=2,
         max_parallel=2,
         return_state=True,
     )
@@ -47,9 +49,23 @@ def test_batch_isolates_a_bad_item_and_reports_progress(output_root: Path, fligh
     # Bounded progress writes: at most one per cooldown plus start and end.
     assert result["progress_writes"] <= 8 + 2
 
-    failed_tasks = [t for t in task_runs_of([c.id for c in chunks]) if t.state.is_failed()]
-    assert len(failed_tasks) == 2
-    assert all(t.run_count == 1 for t in failed_tasks), "parameter errors must not be retried"
+    # Chunks of 3 in render tasks of 2: the ZZ items share the one failed task.
+    tasks = task_runs_of([c.id for c in chunks])
+    assert sorted(t.name for t in tasks if t.name.startswith("render ")) == [
+        "render carrier=AA month=2013-01 … carrier=AA month=2013-02 (2 items)",
+        "render carrier=DL month=2013-01",
+        "render carrier=DL month=2013-02 … carrier=UA month=2013-01 (2 items)",
+        "render carrier=UA month=2013-02",
+        "render carrier=ZZ month=2013-01 … carrier=ZZ month=2013-02 (2 items)",
+    ]
+    failed_task = next(t for t in tasks if t.state.is_failed())
+    assert (
+        "ItemsFailed: 2 of 2 items failed; first: carrier=ZZ month=2013-01: "
+        in failed_task.state.message
+    )
+    attempts = {row["item"]: row["attempts"] for row in json.loads(table.data)}
+    assert attempts["carrier=ZZ month=2013-01"] == 1, "parameter errors must not be retried"
+    assert set(attempts.values()) == {1}
 
 
 def test_rerun_skips_unchanged_items_and_renders_missing_ones(output_root: Path):
@@ -86,7 +102,7 @@ def test_retried_batch_renders_only_the_failed_item(output_root: Path, settings)
     result = retried.result()
     assert (result["rendered"], result["skipped"], result["failed"]) == (2, 6, 0)
     chunks = child_flow_runs(retried.state_details.flow_run_id)
-    rendered = sorted(
+    rendered = [
         t.name for t in task_runs_of([c.id for c in chunks]) if t.name.startswith("render ")
-    )
-    assert rendered == ["render carrier=DL month=2013-01", "render carrier=DL month=2013-02"]
+    ]
+    assert rendered == ["render carrier=DL month=2013-01 … carrier=DL month=2013-02 (2 items)"]

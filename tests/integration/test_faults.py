@@ -20,7 +20,12 @@ from uuid import UUID
 
 import pytest
 
-from integration.helpers import child_flow_runs, pdf_text, start_worker, task_runs_of
+from integration.helpers import (
+    child_flow_runs,
+    flow_run_artifacts,
+    pdf_text,
+    start_worker,
+)
 
 CARRIERS = "AA,DL,UA,B6"
 MONTHS = "2013-01,2013-02,2013-03,2013-04,2013-05,2013-06"
@@ -131,16 +136,31 @@ def test_transient_source_failures_are_retried_to_completion(output_root: Path, 
     assert 4 <= len(injected) <= 12  # about 30% of 24 items failed their first load
 
     run_id = UUID(re.search(r"flow-run/([0-9a-f-]{36})", result.stdout).group(1))
-    tasks = [
-        t
-        for t in task_runs_of([c.id for c in child_flow_runs(run_id)])
-        if t.name.startswith("render ")
-    ]
-    assert len(tasks) == 24 and all(t.state.is_completed() for t in tasks)
-    retried = {t.name.removeprefix("render ") for t in tasks if t.run_count == 2}
+    table = next(a for a in flow_run_artifacts(run_id) if a.type == "table")
+    attempts = {row["item"]: row["attempts"] for row in json.loads(table.data)}
+    assert len(attempts) == 24
+    retried = {item for item, count in attempts.items() if count == 2}
     expected = {f"carrier={key.split('-', 1)[0]} month={key.split('-', 1)[1]}" for key in injected}
-    assert retried == expected, "retry counts on the task runs must match the injected faults"
-    assert all(t.run_count == 1 for t in tasks if t.name.removeprefix("render ") not in expected)
+    assert retried == expected, "retry counts of the items must match the injected faults"
+    assert all(count == 1 for item, count in attempts.items() if item not in expected)
+    logs = _warnings_of([c.id for c in child_flow_runs(run_id)])
+    assert sum("attempt 1 failed" in line and "retrying in" in line for line in logs) == len(
+        expected
+    )
+
+
+def _warnings_of(flow_run_ids: list[UUID]) -> list[str]:
+    from prefect import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterLevel
+
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(
+                flow_run_id=LogFilterFlowRunId(any_=flow_run_ids), level=LogFilterLevel(ge_=30)
+            ),
+            limit=200,
+        )
+    return [log.message for log in logs]
 
 
 def test_prefect_server_restart_mid_batch_loses_nothing(output_root: Path, tmp_path):
