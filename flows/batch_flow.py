@@ -1,6 +1,7 @@
 """The `batch` flow: one report fanned out over many parameter sets.
 
-    expand items → split into chunks → render each chunk → merge → summarize
+    expand items → settle the current ones → split the rest into chunks → render each
+    chunk → merge → summarize
 
 Chunks run in this process (a CLI batch, or `chunk_runs="local"`) or, when the
 batch itself runs from a deployment, as separate `render-chunk` flow runs that any
@@ -20,7 +21,8 @@ import time
 from typing import Any, Literal
 from uuid import UUID
 
-from prefect import flow, get_client, get_run_logger
+from prefect import flow, get_client, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
@@ -44,7 +46,7 @@ from flows.chunk_flow import CHUNK_DEPLOYMENT, render_chunk
 from flows.chunk_results import read_outcomes
 from flows.items import expand_items, item_key, split_chunks
 from flows.progress import BatchProgress
-from reports import OutputStore, get_settings
+from reports import OutputStore, get_settings, jobs
 from reports.catalog import default_catalog
 
 ChunkRuns = Literal["auto", "local", "deployment"]
@@ -86,19 +88,7 @@ def batch(
     reference = as_of or (flow_run.scheduled_start_time or dt.datetime.now(dt.UTC)).date()
     expanded = expand_items(definition, over, parameters, items, as_of=reference)
     parallel = max_parallel or settings.max_parallel
-    chunks = split_chunks(expanded, chunk_size or settings.chunk_size)
     output_url = settings.resolved_output_url
-    remote = _spread_over_workers(chunk_runs, len(chunks))
-    logger.info(
-        "%s: %d items in %d chunk(s) %s, %d render processes each, outputs in %s",
-        report,
-        len(expanded),
-        len(chunks),
-        "on workers" if remote else "in this process",
-        parallel,
-        output_url,
-    )
-
     batch_id = str(flow_run.id or "local")
     progress = BatchProgress(
         total=len(expanded),
@@ -107,7 +97,30 @@ def batch(
         listeners=progress_registry.subscribers(),
     )
     progress.start()
-    run = _run_chunks_on_workers if remote else _run_chunks_here
+
+    # Items whose outputs are current are settled here, so an unchanged batch starts
+    # no chunk flow runs and no render processes at all.
+    current = [False] * len(expanded) if force else plan_items(report, expanded, output_url)
+    outcomes: dict[int, dict[str, Any]] = {}
+    for index, item in enumerate(expanded):
+        if current[index]:
+            outcomes[index] = {"key": item_key(item), "params": item, "status": "skipped"}
+            progress.record("skipped")
+    todo = [index for index in range(len(expanded)) if index not in outcomes]
+    chunks = split_chunks([expanded[i] for i in todo], chunk_size or settings.chunk_size)
+    remote = _spread_over_workers(chunk_runs, len(chunks))
+    logger.info(
+        "%s: %d items, %d current, %d to render in %d chunk(s) %s, %d render processes, "
+        "outputs in %s",
+        report,
+        len(expanded),
+        len(outcomes),
+        len(todo),
+        len(chunks),
+        "on workers" if remote else "in this process",
+        parallel,
+        output_url,
+    )
     options = {
         "output_url": output_url,
         "max_parallel": parallel,
@@ -115,8 +128,22 @@ def batch(
         "force": force,
         "batch_id": batch_id,
     }
-    outcomes = run(report, chunks, options, progress)
-    return _summarize(report, outcomes, progress, output_url, logger)
+    if chunks:
+        run = _run_chunks_on_workers if remote else _run_chunks_here
+        outcomes.update(zip(todo, run(report, chunks, options, progress), strict=True))
+    ordered = [outcomes[index] for index in range(len(expanded))]
+    return _summarize(report, ordered, progress, output_url, logger)
+
+
+@task(name="plan", cache_policy=NO_CACHE, persist_result=False)
+def plan_items(report: str, items: list[dict[str, Any]], output_url: str) -> list[bool]:
+    """For each item: are its outputs present and made from the same inputs?
+
+    A check is a cached-data lookup and a manifest read (none at all for an item never
+    rendered), done in this process: render processes would only take the cores
+    from it.
+    """
+    return [jobs.is_item_current(report, item, output_url) for item in items]
 
 
 def _spread_over_workers(chunk_runs: ChunkRuns, chunks: int) -> bool:
@@ -157,6 +184,7 @@ def _run_chunks_here(report, chunks, options, progress):
 
 def _run_chunks_on_workers(report, chunks, options, progress):
     """Start one chunk flow run per chunk, poll them into the progress, merge their outcomes."""
+    settled = progress.skipped
     runs = {}
     for number, chunk in enumerate(chunks, start=1):
         started = run_deployment(
@@ -199,18 +227,23 @@ def _run_chunks_on_workers(report, chunks, options, progress):
                     for item in chunk
                 ]
             running = [run_id for run_id in runs if runs[run_id][0] not in merged]
-            _poll_progress(client, progress, merged, running, runs)
+            _poll_progress(client, progress, merged, running, runs, settled)
             if not running:
                 break
             time.sleep(poll_s)
     return [outcome for number in sorted(merged) for outcome in merged[number]]
 
 
-def _poll_progress(client, progress: BatchProgress, merged, running: list[UUID], runs) -> None:
-    """Exact counts from merged chunks, estimates from running chunks' progress artifacts."""
+def _poll_progress(
+    client, progress: BatchProgress, merged, running: list[UUID], runs, settled: int
+) -> None:
+    """Exact counts from merged chunks, estimates from running chunks' progress artifacts.
+
+    `settled`: items found current before any chunk started.
+    """
     done = [o for outcomes in merged.values() for o in outcomes]
     rendered = sum(o["status"] == "rendered" for o in done)
-    skipped = sum(o["status"] == "skipped" for o in done)
+    skipped = settled + sum(o["status"] == "skipped" for o in done)
     failed = sum(o["status"] == "failed" for o in done)
     if running:
         artifacts = client.read_artifacts(

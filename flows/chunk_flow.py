@@ -10,8 +10,9 @@ and server CPU, and the server shares the cores with the renders (see
 docs/BENCHMARKS.md). Inside a group every item still renders on its own, retries
 transient errors on its own and is counted in the progress as soon as it is done.
 
-Items whose outputs are current are skipped in one planning pass, so a re-run of
-an unchanged batch costs one data check per item and no task runs.
+The batch gives a chunk only items that were not current when it planned; an item
+that became current since is still skipped (by the render step, which checks again)
+unless the batch is forced.
 """
 
 from __future__ import annotations
@@ -55,17 +56,6 @@ class ItemsFailed(ReportError):
 
     def __reduce__(self):  # rebuilt from the outcomes wherever Prefect copies it
         return (type(self), (self.outcomes,))
-
-
-@task(name="plan-chunk", cache_policy=NO_CACHE, persist_result=False)
-def plan_chunk(report: str, items: list[dict[str, Any]], output_url: str) -> list[bool]:
-    """For each item: are its outputs present and made from the same inputs?
-
-    Checked here, not in the render pool: a check is a cached-data lookup and a
-    manifest read (none at all for an item never rendered), so an unchanged batch
-    never starts render processes, which would take the two cores from the check.
-    """
-    return [jobs.is_item_current(report, item, output_url) for item in items]
 
 
 @task(name="render", cache_policy=NO_CACHE, persist_result=False)
@@ -181,18 +171,10 @@ def render_chunk(
     if in_process is None:
         progress.start()
 
-    current = [False] * len(items) if force else plan_chunk(report, items, output_url)
-    if not all(current):
-        render_pool.warm_up(parallel)  # in the background, while tasks are being created
+    render_pool.warm_up(parallel)  # in the background, while tasks are being created
     outcomes: dict[int, dict[str, Any]] = {}
-    for index, (item, is_current) in enumerate(zip(items, current, strict=True)):
-        if is_current:
-            outcomes[index] = {"key": item_key(item), "params": item, "status": "skipped"}
-            progress.record("skipped")
-
-    todo = [index for index in range(len(items)) if index not in outcomes]
     futures = {}
-    for group in split_chunks(todo, items_per_task or settings.items_per_task) if todo else []:
+    for group in split_chunks(list(range(len(items))), items_per_task or settings.items_per_task):
         group_items = [items[index] for index in group]
         future = render_items.with_options(task_run_name=_task_name(group_items)).submit(
             report, group_items, output_url, parallel, force, progress.record

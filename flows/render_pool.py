@@ -38,6 +38,12 @@ def _pool_for(size: int) -> ProcessPoolExecutor:
         if _pool is None or _pool_size != size or getattr(_pool, "_broken", False):
             if _pool is not None:
                 _pool.shutdown(wait=False, cancel_futures=True)
+            # Arrow's default allocator reserves about 1 GB of address space on the first
+            # Parquet read, used or not, and the memory cap (RLIMIT_AS) counts address
+            # space: renders failed under the 2 GB cap with memory they never used. The
+            # system allocator reserves only what it hands out. Read at import, so it
+            # must be in the environment the processes start with.
+            os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
             # spawn, not fork: the flow process runs Prefect's threads and event loops.
             _pool = ProcessPoolExecutor(
                 max_workers=size,

@@ -136,7 +136,7 @@ def test_batch_shows_progress_chunk_subflow_items_and_an_item_preview(real_runs,
     assert "2 of 2 done, 0 failed" in progress
     chunks = _frame(at, "Subflow")
     assert list(chunks["Subflow"]) == ["carrier-monthly chunk 1/1"]
-    assert list(chunks["Task runs"]) == [2]  # items_per_task=1: a render task per item (forced: no planning)
+    assert list(chunks["Task runs"]) == [2]  # items_per_task=1: a render task per item
     assert chunks["Detail"].iloc[0].startswith("run?id=")
     items = _frame(at, "Item")
     assert list(items["Item"]) == ["carrier=AS month=2013-02", "carrier=AS month=2013-03"]
@@ -167,7 +167,6 @@ def test_chunk_links_back_to_its_batch(real_runs):
     assert f"[its parent run](run?id={batch.header.id})" in _texts(at)
     tasks = _frame(at, "Task")
     assert sorted(tasks["Task"]) == [
-        *sorted(n for n in tasks["Task"] if n.startswith("plan-chunk")),
         "render carrier=AS month=2013-02",
         "render carrier=AS month=2013-03",
     ]
