@@ -35,6 +35,14 @@ def _ask(kind: str, question: str, **args: Any) -> None:
     st.rerun()  # the confirmation is drawn at the top of the page
 
 
+def _toggle(
+    slot: Any, label: str, *, key: str, help: str, kind: str, question: str, **args: Any
+) -> None:
+    """An operator's pause/resume button; the action waits for a confirmation."""
+    if user.is_operator and slot.button(label, key=key, help=help):
+        _ask(kind, question, **args)
+
+
 def _act(api: Any, pending: dict) -> actions.ActionResult:
     args = pending["args"]
     kind = pending["kind"]
@@ -79,19 +87,17 @@ def _pools(data: Operations) -> None:
         name.markdown(f"**{pool.name}** · {pool.type}")
         status.markdown(pool_label(pool.status))
         limit.caption(f"Concurrency: {pool.concurrency_limit or 'unlimited'}")
-        if user.is_operator:
-            verb = "Resume" if pool.paused else "Pause"
-            if button.button(
-                verb,
-                key=f"pool_toggle_{pool.name}",
-                help=f"{verb} work pool {pool.name}: while paused, workers start none of its runs.",
-            ):
-                _ask(
-                    "pool",
-                    f"{verb} work pool '{pool.name}'?",
-                    name=pool.name,
-                    paused=not pool.paused,
-                )
+        verb = "Resume" if pool.paused else "Pause"
+        _toggle(
+            button,
+            verb,
+            key=f"pool_toggle_{pool.name}",
+            help=f"{verb} work pool {pool.name}: while paused, workers start none of its runs.",
+            kind="pool",
+            question=f"{verb} work pool '{pool.name}'?",
+            name=pool.name,
+            paused=not pool.paused,
+        )
 
 
 def _queues(data: Operations) -> None:
@@ -104,20 +110,18 @@ def _queues(data: Operations) -> None:
         priority.caption(f"Priority {queue.priority if queue.priority is not None else '–'}")
         limit.caption(f"Concurrency: {queue.concurrency_limit or 'unlimited'}")
         status.markdown("⏸️ paused" if queue.paused else "▶️ active")
-        if user.is_operator:
-            verb = "Resume" if queue.paused else "Pause"
-            if button.button(
-                verb,
-                key=f"queue_toggle_{queue.id}",
-                help=f"{verb} queue {queue.name}: while paused, its runs wait.",
-            ):
-                _ask(
-                    "queue",
-                    f"{verb} work queue '{queue.name}' of pool '{queue.pool}'?",
-                    id=queue.id,
-                    name=queue.name,
-                    paused=not queue.paused,
-                )
+        verb = "Resume" if queue.paused else "Pause"
+        _toggle(
+            button,
+            verb,
+            key=f"queue_toggle_{queue.id}",
+            help=f"{verb} queue {queue.name}: while paused, its runs wait.",
+            kind="queue",
+            question=f"{verb} work queue '{queue.name}' of pool '{queue.pool}'?",
+            id=queue.id,
+            name=queue.name,
+            paused=not queue.paused,
+        )
 
 
 def _deployments(data: Operations) -> None:
@@ -138,35 +142,31 @@ def _deployment(deployment: DeploymentRow) -> None:
     for schedule in deployment.schedules:
         state = "▶️ active" if schedule.active else "⏸️ paused"
         schedules.caption(f"{schedule.text} ({schedule.timezone or 'UTC'}) — {state}")
-        if user.is_operator:
-            verb = "Pause" if schedule.active else "Resume"
-            if schedules.button(
-                f"{verb} schedule",
-                key=f"schedule_toggle_{schedule.id}",
-                help=f"{verb} this schedule only; runs started by hand are not affected.",
-            ):
-                _ask(
-                    "schedule",
-                    f"{verb} the schedule '{schedule.text}' of deployment '{title}'?",
-                    deployment_id=deployment.id,
-                    id=schedule.id,
-                    name=title,
-                    active=not schedule.active,
-                )
-    if user.is_operator:
-        verb = "Resume" if deployment.paused else "Pause"
-        if button.button(
-            verb,
-            key=f"deployment_toggle_{deployment.id}",
-            help=f"{verb} deployment {title} with all its schedules.",
-        ):
-            _ask(
-                "deployment",
-                f"{verb} deployment '{title}' with all its schedules?",
-                id=deployment.id,
-                name=title,
-                paused=not deployment.paused,
-            )
+        verb = "Pause" if schedule.active else "Resume"
+        _toggle(
+            schedules,
+            f"{verb} schedule",
+            key=f"schedule_toggle_{schedule.id}",
+            help=f"{verb} this schedule only; runs started by hand are not affected.",
+            kind="schedule",
+            question=f"{verb} the schedule '{schedule.text}' of deployment '{title}'?",
+            deployment_id=deployment.id,
+            id=schedule.id,
+            name=title,
+            active=not schedule.active,
+        )
+    verb = "Resume" if deployment.paused else "Pause"
+    _toggle(
+        button,
+        verb,
+        key=f"deployment_toggle_{deployment.id}",
+        help=f"{verb} deployment {title} with all its schedules.",
+        kind="deployment",
+        question=f"{verb} deployment '{title}' with all its schedules?",
+        id=deployment.id,
+        name=title,
+        paused=not deployment.paused,
+    )
 
 
 def _workers(data: Operations) -> None:

@@ -131,9 +131,7 @@ def _timeline(detail: RunDetail) -> None:
         return
     _gantt([b for b in bars if b["start"] is not None])
     if detail.tasks:
-        shown = len(detail.tasks)
-        title = f"Task runs: first {shown} of {detail.task_total}"
-        st.markdown(f"**{title if detail.task_total > shown else f'Task runs: {shown}'}**")
+        _count_heading("Task runs", len(detail.tasks), detail.task_total)
         st.dataframe(
             pd.DataFrame(
                 [
@@ -160,9 +158,7 @@ def _timeline(detail: RunDetail) -> None:
             },
         )
     if detail.subflows:
-        shown = len(detail.subflows)
-        title = f"Subflow runs: first {shown} of {detail.subflow_total}"
-        st.markdown(f"**{title if detail.subflow_total > shown else f'Subflow runs: {shown}'}**")
+        _count_heading("Subflow runs", len(detail.subflows), detail.subflow_total)
         st.dataframe(
             pd.DataFrame(
                 [
@@ -188,6 +184,12 @@ def _timeline(detail: RunDetail) -> None:
                 "Detail": st.column_config.LinkColumn(display_text="open", help="Its detail page"),
             },
         )
+
+
+def _count_heading(what: str, shown: int, total: int) -> None:
+    """The heading of a list that may have been cut: "Task runs: first 200 of 950"."""
+    count = f"first {shown} of {total}" if total > shown else str(shown)
+    st.markdown(f"**{what}: {count}**")
 
 
 def _gantt(bars: list[dict]) -> None:
