@@ -113,7 +113,6 @@ def main() -> None:
             )
 
             def run_batch(label: str, **options) -> tuple[float, dict]:
-                started = time.perf_counter()
                 run = run_deployment(
                     "batch/carrier-monthly-batch",
                     parameters={
@@ -124,8 +123,10 @@ def main() -> None:
                     timeout=3600,
                     poll_interval=1,
                 )
-                wall = time.perf_counter() - started
                 assert run.state.is_completed(), f"{label}: {run.state.message}"
+                # From the run's creation to its end by the server's clock: the same span
+                # as the wall time here, without the up to 1 s of this script's polling.
+                wall = (run.end_time - run.created).total_seconds()
                 return wall, run
 
             # The same cold batch with a render task run per item, as before grouping.

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     )
     chunk_size: int = Field(default=48, ge=1, description="Items per batch chunk flow run.")
     items_per_task: int = Field(
-        default=8,
+        default=24,
         ge=1,
         description="Items one render task run renders side by side (1: a task run per item).",
     )
