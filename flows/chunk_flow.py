@@ -5,9 +5,9 @@ stays bounded however large the batch, and (b) chunks can run as separate flow
 runs on different workers. Within a chunk, items go in small groups to thread-run
 `render` tasks, which hand each item to the render process pool.
 
-Why groups and not a task per item: each task run costs about 80 ms of API calls
-and server CPU, and the server shares the cores with the renders (see
-docs/BENCHMARKS.md). Inside a group every item still renders on its own, retries
+Why groups and not a task per item: each task run costs about 100 ms of API calls
+and server CPU on the cores that render, and about 1 MB of this process's memory
+until the chunk ends (see docs/BENCHMARKS.md). Inside a group every item still renders on its own, retries
 transient errors on its own and is counted in the progress as soon as it is done.
 
 The batch gives a chunk only items that were not current when it planned; an item
