@@ -7,8 +7,9 @@ runs on different workers. Within a chunk, items go in small groups to thread-ru
 
 Why groups and not a task per item: each task run costs about 100 ms of API calls
 and server CPU on the cores that render, and about 1 MB of this process's memory
-until the chunk ends (see docs/BENCHMARKS.md). Inside a group every item still renders on its own, retries
-transient errors on its own and is counted in the progress as soon as it is done.
+until the chunk ends (see docs/BENCHMARKS.md). Inside a group every item still
+renders on its own, retries transient errors on its own and is counted in the
+progress as soon as it is done.
 
 The batch gives a chunk only items that were not current when it planned; an item
 that became current since is still skipped (by the render step, which checks again)
