@@ -232,11 +232,12 @@ def toggle_pool(page, stack, question: str, result: str) -> None:
     """Pause or resume the work pool on the Operations page, confirming the question."""
     open_page(page, f"{stack.dashboard_url}/operations")
     widget(page, f"pool_toggle_{WORK_POOL}").get_by_role("button").click()
-    settle(page)
-    assert page.get_by_text(question).is_visible()
+    # The confirmation is drawn by a re-run of the page: wait for it, not for a moment.
+    expect(page.get_by_text(question)).to_be_visible(timeout=30_000)
     widget(page, "ops_confirm").get_by_role("button").click()
-    settle(page)
-    assert result in page.locator('[data-testid="stAlertContentSuccess"]').inner_text()
+    expect(page.locator('[data-testid="stAlertContentSuccess"]')).to_contain_text(
+        result, timeout=30_000
+    )
 
 
 def test_a_paused_pool_holds_new_runs_until_it_is_resumed(page, stack):
