@@ -38,10 +38,12 @@ def _key_values(pairs: list[str], flag: str) -> dict[str, str]:
 def _formats(text: str | None) -> list[str] | None:
     if not text:
         return None
+    from reports.contracts import OUTPUT_FORMATS
+
     formats = [f.strip() for f in text.split(",") if f.strip()]
-    bad = [f for f in formats if f not in {"pdf", "html", "csv"}]
+    bad = [f for f in formats if f not in OUTPUT_FORMATS]
     if bad:
-        raise CliError(f"--format: unknown format {bad[0]!r} (use pdf, html, csv)")
+        raise CliError(f"--format: unknown format {bad[0]!r} (use {', '.join(OUTPUT_FORMATS)})")
     return formats
 
 
@@ -102,12 +104,34 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _render_limited(report, params: dict[str, Any], store, formats=None) -> dict[str, Any]:
+    """Render in this process under the same time and memory limits as a batch item."""
+    from reports import render_report
+    from reports.limits import render_limits
+
+    settings = report.settings
+    with render_limits(
+        f"{report.name} {_params_text(params)}".strip(),
+        seconds=settings.render_timeout_s,
+        megabytes=settings.render_memory_mb,
+    ):
+        return render_report(report, params, store, formats=formats)
+
+
+def _limit_this_process() -> None:
+    from reports.limits import limit_this_process
+    from reports.settings import get_settings
+
+    limit_this_process(get_settings().render_memory_mb)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     import tempfile
 
-    from reports import OutputStore, ReportError, render_report
+    from reports import OutputStore, ReportError
     from reports.catalog import default_catalog
 
+    _limit_this_process()
     catalog = default_catalog()
     names = [args.report] if args.report else catalog.names()
     failures = 0
@@ -117,7 +141,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             report = catalog.get(name)
             params = report.sample_params()
             with tempfile.TemporaryDirectory() as tmp:
-                manifest = render_report(report, params, OutputStore(tmp))
+                manifest = _render_limited(report, params, OutputStore(tmp))
             print(
                 f"ok    {name}: sample {_params_text(params)} → {manifest['pages']} page(s) "
                 f"in {time.perf_counter() - started:.1f} s"
@@ -131,14 +155,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from reports import OutputStore, render_report
+    from reports import OutputStore
     from reports.catalog import default_catalog
     from reports.settings import get_settings
 
+    _limit_this_process()
     report = default_catalog().get(args.report)
     out = args.out or get_settings().resolved_output_url
     store = OutputStore(str(out))
-    manifest = render_report(
+    manifest = _render_limited(
         report, _key_values(args.param, "-p"), store, formats=_formats(args.format)
     )
     for entry in manifest["files"]:
@@ -241,8 +266,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         print(f"updated    {what}")
     for note in result.notes:
         print(note)
+    for what in result.skipped:
+        print(f"skipped    {what}", file=sys.stderr)
     print(f"deploy: {result.summary()}")
-    return 0
+    return EXIT_USER_ERROR if result.skipped else 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -292,7 +319,10 @@ def _run_stack(stack, settings, args: argparse.Namespace) -> None:
     stack.start()
     from deployments.deploy import deploy
 
-    print(f"deploy: {deploy(schedules_active=_on_off(args.schedules)).summary()}")
+    deployed = deploy(schedules_active=_on_off(args.schedules))
+    for what in deployed.skipped:
+        print(f"skipped    {what}", file=sys.stderr)
+    print(f"deploy: {deployed.summary()}")
     stack.start_worker()
     stack.start_dashboard()
     print(f"Prefect UI:  {stack.server.ui_url}")

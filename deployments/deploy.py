@@ -31,7 +31,7 @@ from pydantic import ValidationError
 
 from deployments.topology import QUEUES, SQL_SOURCE_SLOTS, WORK_POOL
 from flows.limits import SQL_SOURCE_LIMIT
-from reports import SpecError
+from reports import ReportError, SpecError
 from reports.catalog import default_catalog
 from reports.schema import parameter_property, parameters_schema
 from reports.settings import PROJECT_ROOT
@@ -46,28 +46,33 @@ class DeployResult:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "<what>: <why>", one line each
     notes: list[str] = field(default_factory=list)
 
     def note(self, what: str, change: str) -> None:
         getattr(self, change).append(what)
 
     def summary(self) -> str:
-        return (
+        text = (
             f"{len(self.created)} created, {len(self.updated)} updated, "
             f"{len(self.unchanged)} unchanged"
         )
+        return text + (f", {len(self.skipped)} skipped" if self.skipped else "")
 
 
 REPORT_ENTRYPOINT = "flows.report_flow.report"
 BATCH_ENTRYPOINT = "flows.batch_flow.batch"
 
 
-def load_deployment_specs(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
+def load_deployment_specs(
+    path: Path = PREFECT_YAML, skipped: list[str] | None = None
+) -> list[dict[str, Any]]:
     """prefect.yaml's deployments, plus on-demand ones for each catalog report not listed.
 
     Every report gets a single-run deployment (flow `report`) and an on-demand batch
     deployment (flow `batch`, named after the report), so a report added to the
     catalog can be run and fanned out from the dashboard without editing prefect.yaml.
+    A broken report folder gets none; its error is added to `skipped`.
     """
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -76,14 +81,14 @@ def load_deployment_specs(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
     except yaml.YAMLError as exc:
         raise SpecError(yaml_error(path, exc)) from None
     specs = [copy.deepcopy(d) for d in document.get("deployments") or []]
-    specs += _on_demand_specs(specs)
+    specs += _on_demand_specs(specs, skipped if skipped is not None else [])
     for spec in specs:
         for schedule in spec.get("schedules") or []:
             _validate_cron(spec["name"], schedule)
     return specs
 
 
-def _on_demand_specs(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _on_demand_specs(specs: list[dict[str, Any]], skipped: list[str]) -> list[dict[str, Any]]:
     """Copies of the first single-run deployment for the reports prefect.yaml leaves out."""
     template = next((d for d in specs if d.get("entrypoint") == REPORT_ENTRYPOINT), None)
     if template is None:
@@ -96,7 +101,11 @@ def _on_demand_specs(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     }
     generated = []
     for name in default_catalog().names():
-        title = default_catalog().get(name).spec.title
+        try:
+            title = default_catalog().get(name).spec.title
+        except ReportError as exc:
+            skipped.append(f"report {name}: {exc}")
+            continue
         if name not in single:
             spec = copy.deepcopy(template)
             spec.update(
@@ -140,12 +149,18 @@ def deployment_schema(spec: dict[str, Any]) -> dict[str, Any]:
     """The flow's signature schema, with `report`, `parameters` and `over` made specific."""
     flow = load_flow_from_entrypoint(spec["entrypoint"])
     schema = parameter_schema(flow).model_dump()
+    # An unknown parameter is refused when the run is created (HTTP 422), instead of
+    # reaching the flow-run process, where it crashed the run without a message.
+    schema["additionalProperties"] = False
     report_name = (spec.get("parameters") or {}).get("report")
     if not report_name:
         return schema
     report = default_catalog().get(report_name)
     props = schema["properties"]
     props["report"].update(enum=[report_name], default=report_name, description=report.spec.title)
+    if "formats" in props:  # only what this report offers
+        props["formats"]["anyOf"][0]["items"]["enum"] = list(report.spec.outputs)
+        props["formats"]["anyOf"][0]["maxItems"] = len(report.spec.outputs)
     if "over" in props:  # a batch: dimensions may be "*" (all) or a list of values
         dims = report.spec.batch.dimensions
         props["over"] = {
@@ -321,12 +336,15 @@ def deploy(schedules_active: bool | None = None, path: Path = PREFECT_YAML) -> D
     from deployments.worker import ensure_zombie_detection
     from reports.settings import get_settings
 
-    specs = load_deployment_specs(path)
     result = DeployResult()
+    specs = load_deployment_specs(path, skipped=result.skipped)
     with get_client(sync_client=True) as client:
         ensure_infrastructure(client, result)
         for spec in specs:
-            apply_deployment(client, spec, schedules_active, result)
+            try:
+                apply_deployment(client, spec, schedules_active, result)
+            except ReportError as exc:  # a broken report must not stop the good ones
+                result.skipped.append(f"deployment {spec['name']}: {exc}")
         result.notes.append(ensure_zombie_detection(client))
     webhook = get_settings().failure_webhook_url
     result.notes.append(

@@ -41,10 +41,12 @@ from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import progress as progress_registry
+from flows import render_pool
 from flows.artifacts import artifact_key, publish_batch_artifacts
 from flows.chunk_flow import CHUNK_DEPLOYMENT, render_chunk
 from flows.chunk_results import read_outcomes
 from flows.items import expand_items, item_key, split_chunks
+from flows.parameters import ChunkSize, ItemsPerTask, Parallelism, ReportName
 from flows.progress import BatchProgress
 from reports import OutputStore, get_settings, jobs
 from reports.catalog import default_catalog
@@ -62,13 +64,13 @@ def _run_name() -> str:
 
 @flow(name="batch", flow_run_name=_run_name, persist_result=False)
 def batch(
-    report: str,
+    report: ReportName,
     over: dict[str, list[Any] | str] | None = None,
     parameters: dict[str, Any] | None = None,
     items: list[dict[str, Any]] | None = None,
-    max_parallel: int | None = None,
-    chunk_size: int | None = None,
-    items_per_task: int | None = None,
+    max_parallel: Parallelism | None = None,
+    chunk_size: ChunkSize | None = None,
+    items_per_task: ItemsPerTask | None = None,
     force: bool = False,
     as_of: dt.date | None = None,
     chunk_runs: ChunkRuns = "auto",
@@ -77,7 +79,8 @@ def batch(
 
     over: dimension → list of values, or "*" for all values of that dimension.
     parameters: values shared by every item. force: render even unchanged items.
-    chunk_size, items_per_task, max_parallel: default from the settings.
+    chunk_size, items_per_task, max_parallel: default from the settings; max_parallel
+    is capped by the worker's own REPORTRUNNER_MAX_PARALLEL.
     as_of: date that relative values (`previous` month, `yesterday`) resolve against;
     default: the run's scheduled date. chunk_runs: "deployment" spreads chunks over
     workers, "local" renders here, "auto" spreads when this batch runs from a deployment.
@@ -87,7 +90,14 @@ def batch(
     definition = default_catalog().get(report)
     reference = as_of or (flow_run.scheduled_start_time or dt.datetime.now(dt.UTC)).date()
     expanded = expand_items(definition, over, parameters, items, as_of=reference)
-    parallel = max_parallel or settings.max_parallel
+    parallel = render_pool.pool_size(max_parallel)
+    if max_parallel and parallel < max_parallel:
+        logger.warning(
+            "max_parallel %d asked for; this worker allows %d render processes "
+            "(REPORTRUNNER_MAX_PARALLEL)",
+            max_parallel,
+            parallel,
+        )
     output_url = settings.resolved_output_url
     batch_id = str(flow_run.id or "local")
     progress = BatchProgress(
@@ -121,8 +131,7 @@ def batch(
         parallel,
         output_url,
     )
-    options = {
-        "output_url": output_url,
+    options = {  # the chunk flow's parameters besides report, items and chunk_index
         "max_parallel": parallel,
         "items_per_task": items_per_task or settings.items_per_task,
         "force": force,
@@ -197,7 +206,7 @@ def _run_chunks_on_workers(report, chunks, options, progress):
         )
         runs[started.id] = (number, chunk)
     batch_id = options["batch_id"]
-    store = OutputStore(options["output_url"])
+    store = OutputStore(get_settings().resolved_output_url)
     merged: dict[int, list[dict[str, Any]]] = {}
     poll_s = max(1.0, get_settings().progress_cooldown_s)
     with get_client(sync_client=True) as client:

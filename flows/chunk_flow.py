@@ -35,6 +35,7 @@ from flows import render_pool
 from flows.chunk_results import write_outcomes
 from flows.items import item_key, split_chunks
 from flows.limits import source_slot
+from flows.parameters import BatchId, ChunkIndex, ItemsPerTask, Parallelism, ReportName
 from flows.progress import BatchProgress, lookup
 from flows.retry import RETRIES, is_transient, retry_delay_s
 from reports import OutputStore, ReportError, get_settings, jobs
@@ -147,24 +148,24 @@ def _run_name() -> str:
     task_runner=ThreadPoolTaskRunner(max_workers=2 * (os.cpu_count() or 1)),
 )
 def render_chunk(
-    report: str,
+    report: ReportName,
     items: list[dict[str, Any]],
-    output_url: str | None = None,
-    max_parallel: int | None = None,
-    items_per_task: int | None = None,
+    max_parallel: Parallelism | None = None,
+    items_per_task: ItemsPerTask | None = None,
     force: bool = False,
-    batch_id: str | None = None,
-    chunk_index: int = 0,
+    batch_id: BatchId | None = None,
+    chunk_index: ChunkIndex = 0,
 ) -> list[dict[str, Any]]:
     """Render `items`; never raises for a failed item, returns one outcome per item.
 
     Started in-process by a batch, it reports to the batch's progress. Started on a
     worker, it keeps its own progress artifact and leaves its outcomes in the output
-    store for the batch to merge.
+    store for the batch to merge. Outputs go to this worker's configured output root
+    (every worker of a pool shares one): where outputs go is never a run parameter.
     """
     settings = get_settings()
-    output_url = output_url or settings.resolved_output_url
-    parallel = max_parallel or settings.max_parallel
+    output_url = settings.resolved_output_url
+    parallel = render_pool.pool_size(max_parallel)
     in_process = lookup(batch_id)
     progress = in_process or BatchProgress(
         total=len(items), cooldown_s=settings.progress_cooldown_s

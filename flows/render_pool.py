@@ -25,6 +25,17 @@ _pool: ProcessPoolExecutor | None = None
 _pool_size = 0
 
 
+def pool_size(requested: int | None) -> int:
+    """Render processes for a run: what it asks for, capped by this worker's ceiling.
+
+    The ceiling is the worker's REPORTRUNNER_MAX_PARALLEL (default: its cores), so a
+    run asking for 12 processes on a 2-core worker gets 2: a run request must not be
+    able to overload the host that picks it up.
+    """
+    ceiling = get_settings().max_parallel
+    return ceiling if requested is None else max(1, min(requested, ceiling))
+
+
 def warm_up(size: int) -> None:
     """Start the render processes now, without waiting for them."""
     pool = _pool_for(size)
@@ -38,11 +49,8 @@ def _pool_for(size: int) -> ProcessPoolExecutor:
         if _pool is None or _pool_size != size or getattr(_pool, "_broken", False):
             if _pool is not None:
                 _pool.shutdown(wait=False, cancel_futures=True)
-            # Arrow's default allocator reserves about 1 GB of address space on the first
-            # Parquet read, used or not, and the memory cap (RLIMIT_AS) counts address
-            # space: renders failed under the 2 GB cap with memory they never used. The
-            # system allocator reserves only what it hands out. Read at import, so it
-            # must be in the environment the processes start with.
+            # Read by Arrow at import, so it must be in the environment the processes
+            # start with (see reports.limits.limit_this_process for why).
             os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
             # spawn, not fork: the flow process runs Prefect's threads and event loops.
             _pool = ProcessPoolExecutor(

@@ -21,6 +21,7 @@ from prefect.runtime import flow_run
 from flows.artifacts import artifact_key, publish_report_artifacts
 from flows.items import item_key
 from flows.limits import source_slot
+from flows.parameters import Formats, ReportName
 from flows.retry import TASK_RETRY_OPTIONS
 from reports import OutputStore, get_settings
 from reports.catalog import default_catalog
@@ -30,6 +31,7 @@ from reports.render import (
     build_context,
     check_data_quality,
     check_pdf_quality,
+    choose_formats,
     fingerprint,
     load_data,
     publish,
@@ -73,7 +75,7 @@ def publish_stage(report: str, params, html, pdf, data, quality, timings, format
         pdf=pdf,
         data=data,
         quality=quality,
-        fingerprint_=fingerprint(definition, params, data),
+        fingerprint_=fingerprint(definition, params, data, formats),
         timings=timings,
         formats=formats,
     )
@@ -86,15 +88,15 @@ def _run_name() -> str:
 
 @flow(name="report", flow_run_name=_run_name, persist_result=False)
 def report(
-    report: str,
+    report: ReportName,
     parameters: dict[str, Any] | None = None,
-    formats: list[str] | None = None,
+    formats: Formats | None = None,
 ) -> dict[str, Any]:
     """Render one report with one set of parameters and publish its outputs."""
     logger = get_run_logger()
     definition = default_catalog().get(report)
     params = definition.validate(parameters or {})
-    chosen = [f for f in (formats or definition.spec.outputs) if f in definition.spec.outputs]
+    chosen = choose_formats(definition, formats)
     output_url = get_settings().resolved_output_url
     progress = create_progress_artifact(
         0, key=artifact_key(report, "progress"), description="loading data"

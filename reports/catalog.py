@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import importlib.util
+import os
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -141,12 +142,44 @@ class Catalog:
             hint = f"; did you mean '{close[0]}'?" if close else f"; reports: {', '.join(names)}"
             raise UnknownReportError(f"unknown report '{name}'{hint}")
         folder = self.directory / name
+        check_containment(name, folder, self.directory)
         spec = load_spec(folder / "spec.yaml")
         if not (folder / TEMPLATE).is_file():
             raise SpecError(f"{folder / TEMPLATE}: template file is missing")
         return Report(
             spec=spec, folder=folder, loader=_import_loader(folder), settings=self.settings
         )
+
+
+def check_containment(name: str, folder: Path, catalog_dir: Path) -> None:
+    """Refuse a report whose folder, or anything in it, resolves outside the catalog.
+
+    The fetcher only lets WeasyPrint read the report's `assets/` and the shared
+    layout, and it resolves symlinks; but a symlinked folder *is* the allowed root,
+    and Jinja2's loader and the spec reader follow links without asking. So the rule
+    is checked once, here: the report folder lies inside the catalog folder, and no
+    link inside it points out of it or the shared layout (`assets -> /etc` would make
+    /etc an "asset").
+    """
+    root = catalog_dir.resolve()
+    real = folder.resolve()
+    if not real.is_relative_to(root) or real == root:
+        raise SpecError(
+            f"{name}: the report folder resolves to {real}, outside the catalog folder "
+            f"{root}; copy the report into the catalog instead of linking it"
+        )
+    for parent, dirs, files in os.walk(folder):
+        for entry in (*dirs, *files):
+            path = Path(parent) / entry
+            if not path.is_symlink():
+                continue
+            target = path.resolve()
+            if not (target.is_relative_to(real) or target.is_relative_to(LAYOUT_DIR)):
+                relative = path.relative_to(folder).as_posix()
+                raise SpecError(
+                    f"{name}: {relative} links to {target}, outside the report folder; "
+                    "a report may only use files inside its own folder"
+                )
 
 
 def _import_loader(folder: Path) -> ModuleType:

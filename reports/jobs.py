@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from reports.catalog import default_catalog
-from reports.limits import cap_process_memory, memory_guard, time_limit
+from reports.limits import limit_this_process, render_limits
 from reports.render import fingerprint, is_current, load_data, render_report
 from reports.settings import get_settings
 from reports.store import OutputStore
@@ -24,7 +24,7 @@ def start_render_process(memory_mb: int, parent: int) -> None:
     A batch process killed with SIGKILL cannot stop its render processes; without the
     watch they would live on as orphans, rendering items nobody waits for.
     """
-    cap_process_memory(memory_mb)
+    limit_this_process(memory_mb)
     # `parent` comes from the batch process itself: if it died while this process was
     # still starting, getppid() already names another process and the watch exits.
     threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
@@ -50,7 +50,7 @@ def is_item_current(report_name: str, params: dict[str, Any], output_url: str) -
         if manifest is None:
             return False  # never rendered: no need to load its data to know
         data = load_data(report, typed)
-        fp = fingerprint(report, typed, data)
+        fp = fingerprint(report, typed, data, report.spec.outputs)  # a batch writes them all
         return is_current(store, report, typed, fp, manifest=manifest) is not None
     except Exception:
         return False  # anything odd: let the render step decide and report it
@@ -63,7 +63,9 @@ def render_item(
     settings = get_settings()
     started = time.perf_counter()
     what = f"{report_name} {' '.join(f'{k}={v}' for k, v in params.items())}"
-    with memory_guard(what, settings.render_memory_mb), time_limit(settings.render_timeout_s, what):
+    with render_limits(
+        what, seconds=settings.render_timeout_s, megabytes=settings.render_memory_mb
+    ):
         manifest = render_report(
             default_catalog().get(report_name),
             params,

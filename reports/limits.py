@@ -6,6 +6,7 @@ process (RLIMIT_AS) and the timer needs the main thread (SIGALRM).
 
 from __future__ import annotations
 
+import os
 import resource
 import signal
 import threading
@@ -13,6 +14,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from reports.errors import RenderLimitError
+
+
+def limit_this_process(megabytes: int) -> None:
+    """Make this process a render process: cap its memory, before any render starts.
+
+    Arrow's default allocator reserves about 1 GB of address space on the first
+    Parquet read, used or not, and the cap (RLIMIT_AS) counts address space: renders
+    failed under a 2 GB cap with memory they never used. The system allocator
+    reserves only what it hands out. Arrow reads the variable when it is imported,
+    so call this before importing pandas' Parquet reader (spawned render processes
+    inherit it from `flows.render_pool`).
+    """
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    cap_process_memory(megabytes)
+
+
+@contextmanager
+def render_limits(what: str, *, seconds: float, megabytes: int) -> Iterator[None]:
+    """One render under the time limit, with running out of memory as a one-line error."""
+    with memory_guard(what, megabytes), time_limit(seconds, what):
+        yield
 
 
 def cap_process_memory(megabytes: int) -> None:

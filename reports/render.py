@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from reports.catalog import TEMPLATE, Report
-from reports.errors import DataError, QualityError, ReportError
+from reports.errors import DataError, ParameterError, QualityError, ReportError
 from reports.store import OutputStore
 from reports.tables import Table, apply_row_limit
 from reports.templating import compile_template, make_environment, render_template
@@ -68,7 +68,7 @@ class Quality:
 def load_data(report: Report, params: dict[str, Any]) -> LoadedData:
     """Call the report's loader; wrap what it returns with a fingerprint of the data."""
     try:
-        frames = report.loader.load(params, report.source())
+        frames = report.loader.load(dict(params), report.source())  # a copy: see render_html
     except (ReportError, ConnectionError, TimeoutError):
         raise  # user errors fail at once; connection trouble is left to retries
     except UnicodeDecodeError as exc:
@@ -96,10 +96,38 @@ def data_fingerprint(frames: dict[str, pd.DataFrame]) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(report: Report, params: dict[str, Any], data: LoadedData) -> str:
-    """Everything that decides the output: unchanged fingerprint means nothing to redo."""
+def choose_formats(report: Report, requested: list[str] | None) -> list[str]:
+    """The output formats to write: the request (default: all of the spec's), checked.
+
+    An unknown or unoffered format is refused, not dropped: dropping every requested
+    format used to publish an item with no files at all.
+    """
+    if requested is None:
+        return list(report.spec.outputs)
+    if not requested:
+        raise ParameterError(f"{report.name}: formats: name at least one of {_offered(report)}")
+    for fmt in requested:
+        if fmt not in report.spec.outputs:
+            raise ParameterError(
+                f"{report.name}: format {str(fmt)[:40]!r} is not offered; "
+                f"choose from {_offered(report)}"
+            )
+    return [fmt for fmt in report.spec.outputs if fmt in requested]
+
+
+def _offered(report: Report) -> str:
+    return ", ".join(report.spec.outputs)
+
+
+def fingerprint(
+    report: Report, params: dict[str, Any], data: LoadedData, formats: list[str]
+) -> str:
+    """Everything that decides the output: unchanged fingerprint means nothing to redo.
+
+    The formats count: an item rendered as HTML only is not current for a PDF request.
+    """
     material = json.dumps(
-        [report.name, params, data.fingerprint, report.code_version, report.spec.outputs],
+        [report.name, params, data.fingerprint, report.code_version, sorted(formats)],
         sort_keys=True,
         default=str,
     )
@@ -121,7 +149,7 @@ def check_data_quality(report: Report, data: LoadedData) -> Quality:
 
 def build_context(report: Report, params: dict[str, Any], data: LoadedData) -> dict[str, Any]:
     try:
-        context = report.loader.build_context(data.frames, params)
+        context = report.loader.build_context(data.frames, dict(params))
     except ReportError:
         raise
     except Exception as exc:
@@ -142,7 +170,10 @@ def render_html(report: Report, params: dict[str, Any], context: dict[str, Any])
     now = dt.datetime.now(dt.UTC)
     full_context = {
         "report": report.spec,
-        "params": params,
+        # A copy: output paths and the manifest come from the validated parameters,
+        # never from anything the template was handed (the sandbox also forbids
+        # `params.update(…)`; this keeps the rule if it ever did not).
+        "params": dict(params),
         "parameter_line": parameter_line,
         "document_title": f"{report.spec.title} — {parameter_line}"
         if params
@@ -202,7 +233,7 @@ def publish(
         payloads[f"{stem}.html"] = html.standalone(report).encode("utf-8")
     if "csv" in formats:
         for table in html.tables:
-            payloads[f"{stem}_{table.name}.csv"] = table.frame.to_csv(index=False).encode("utf-8")
+            payloads[f"{stem}_{table.name}.csv"] = table.to_csv_bytes()
     files = []
     for name, payload in payloads.items():
         store.write_bytes(posixpath.join(item_dir, name), payload)
@@ -250,7 +281,9 @@ def is_current(
         manifest = store.read_manifest(store.item_dir(report.name, params))
     if not manifest or manifest.get("fingerprint") != fingerprint_:
         return None
-    for entry in manifest.get("files", []):
+    if not manifest.get("files"):
+        return None  # an item without outputs is never done, whatever its fingerprint says
+    for entry in manifest["files"]:
         if not store.exists(entry["path"]) or store.size(entry["path"]) != entry["bytes"]:
             return None
     return manifest
@@ -274,9 +307,9 @@ def render_report(
         return result
 
     params = report.validate(raw_params)
-    chosen = [f for f in (formats or report.spec.outputs) if f in report.spec.outputs]
+    chosen = choose_formats(report, formats)
     data = timed("load", load_data, report, params)
-    fp = fingerprint(report, params, data)
+    fp = fingerprint(report, params, data, chosen)
     if skip_unchanged and (existing := is_current(store, report, params, fp)):
         return {**existing, "skipped": True}
     quality = check_data_quality(report, data)

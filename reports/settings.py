@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from reports.contracts import MAX_CHUNK_SIZE, MAX_ITEMS_PER_TASK, MAX_PARALLEL
+
 # The checkout this package runs from; var/ beside it holds data and outputs by default.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,12 +43,17 @@ class Settings(BaseSettings):
     max_parallel: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,
-        description="Render processes per batch (default: number of cores).",
+        le=MAX_PARALLEL,
+        description="Render processes per batch, and the most a run may ask for "
+        "(default: number of cores).",
     )
-    chunk_size: int = Field(default=48, ge=1, description="Items per batch chunk flow run.")
+    chunk_size: int = Field(
+        default=48, ge=1, le=MAX_CHUNK_SIZE, description="Items per batch chunk flow run."
+    )
     items_per_task: int = Field(
         default=24,
         ge=1,
+        le=MAX_ITEMS_PER_TASK,
         description="Items one render task run renders side by side (1: a task run per item).",
     )
     progress_cooldown_s: float = Field(

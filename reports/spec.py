@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from reports.contracts import OUTPUT_FORMATS, OutputFormat
 from reports.errors import ParameterError, SpecError
 
 ParamType = Literal["string", "integer", "number", "boolean", "date", "month"]
@@ -81,9 +82,7 @@ class ReportSpec(BaseModel):
     source: Literal["files", "sql"] = "files"
     parameters: dict[str, ParameterSpec] = Field(default_factory=dict)
     batch: BatchSpec = Field(default_factory=BatchSpec)
-    outputs: list[Literal["pdf", "html", "csv"]] = Field(
-        default_factory=lambda: ["pdf", "html", "csv"]
-    )
+    outputs: list[OutputFormat] = Field(default_factory=lambda: list(OUTPUT_FORMATS))
     quality: QualitySpec = Field(default_factory=QualitySpec)
     pdf: PdfSpec = Field(default_factory=PdfSpec)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +53,63 @@ class Table:
         keys = list(self.columns) if self.columns else list(self.frame.columns)
         key = keys[self.headings.index(heading)]
         return pd.api.types.is_numeric_dtype(self.frame[key])
+
+    def to_csv_bytes(self) -> bytes:
+        """Every row as UTF-8 CSV that a spreadsheet opens as data, never as formulas.
+
+        Text cells and headings a spreadsheet would run as a formula get a leading `'`
+        (see `_FORMULA`); numeric, boolean and date columns are written unchanged, so -5
+        stays a number. Text is quoted, as OWASP advises: a `;` inside a cell must not
+        start a new cell in a spreadsheet that splits on `;`.
+        """
+        frame = self.frame.copy(deep=False)  # the loader's frame is left as it was
+        for position in range(frame.shape[1]):
+            column = frame.iloc[:, position]
+            if _is_text(column.dtype):
+                frame.isetitem(position, _neutralised(column))
+        frame.columns = [_neutralised_text(name) for name in frame.columns]
+        return frame.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC).encode("utf-8")
+
+
+# A spreadsheet runs a cell as a formula when it starts with = + - @ (OWASP "CSV Injection"),
+# TAB, CR or LF, or NUL (ASVS 1.2.10). Leading blanks do not protect: LibreOffice's "trim
+# spaces" import strips them first. Full-width ＝＋－＠ are included for East Asian
+# spreadsheets. A plain number such as "-5" or "+1.5e3" is no formula and stays as it is.
+_FORMULA = r"^(?:[\t\r\n\x00]|[\s\x00-\x1f\x7f]*[=+\-@\uff1d\uff0b\uff0d\uff20])"
+_PLAIN_NUMBER = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"
+_FORMULA_RE = re.compile(_FORMULA)
+_PLAIN_NUMBER_RE = re.compile(_PLAIN_NUMBER)
+
+
+def _is_text(dtype: Any) -> bool:
+    types = pd.api.types
+    return (
+        types.is_object_dtype(dtype)
+        or types.is_string_dtype(dtype)
+        or isinstance(dtype, pd.CategoricalDtype)
+    )
+
+
+def _neutralised(column: pd.Series) -> pd.Series:
+    """`column` with a `'` before every text cell a spreadsheet would run; vectorised."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.astype(object)
+    try:
+        text = column.str
+    except AttributeError:  # an object column holding no text at all
+        return column
+    risky = text.match(_FORMULA, na=False) & ~text.match(_PLAIN_NUMBER, na=False)
+    if not risky.any():
+        return column
+    column = column.copy()
+    column[risky] = "'" + column[risky]
+    return column
+
+
+def _neutralised_text(value: Any) -> Any:
+    if isinstance(value, str) and _FORMULA_RE.match(value) and not _PLAIN_NUMBER_RE.match(value):
+        return "'" + value
+    return value
 
 
 def _format(value: Any, spec: str | None) -> str:

@@ -1,7 +1,9 @@
 """Jinja2 for reports: autoescaped HTML, strict variables, errors that name the line.
 
-Templates run in Jinja2's sandbox: a template can format the data it is given but
-cannot reach Python internals through it (see "Trust model" in the README).
+Templates run in Jinja2's immutable sandbox: a template can format the data it is
+given but can neither reach Python internals through it nor change it (no
+`params.update(…)`, no `list.append(…)`), so a render is a pure function of its
+context (see "Trust model" in the README).
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
-from reports.errors import TemplateError
+from reports.errors import ReportError, TemplateError
 
 LAYOUT_DIR = Path(__file__).resolve().parent / "layout"
 
@@ -31,8 +33,8 @@ def _percent(value: Any, digits: int = 1) -> str:
     return f"{value * 100:.{digits}f}%"
 
 
-class ReportSandbox(SandboxedEnvironment):
-    """Jinja2's sandbox, minus pandas and numpy objects.
+class ReportSandbox(ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox, minus pandas and numpy objects.
 
     Their public methods write files (`to_csv`, `to_pickle`, …). Templates get
     formatted values through `Table.rows` and plain context values instead.
@@ -88,6 +90,14 @@ def render_template(template: jinja2.Template, report: str, context: dict[str, A
         ) from None
     except jinja2.TemplateError as exc:
         raise TemplateError(f"{report}: {_template_line(exc)}{exc}") from None
+    except (ReportError, MemoryError):
+        raise  # a render limit fired (or the template called into the loader's code)
+    except Exception as exc:
+        # Anything else raised while the template runs is the template's doing: the
+        # sandbox's `range(10**9)` guard (OverflowError), `1/0`, `'a' + 1`, …
+        raise TemplateError(
+            f"{report}: {_template_line(exc)}{exc.__class__.__name__}: {exc}"
+        ) from None
 
 
 def _template_line(exc: BaseException) -> str:

@@ -17,12 +17,15 @@ PROJECT = Path(__file__).resolve().parents[1]
 FIXTURE_CATALOG = Path(__file__).resolve().parent / "fixtures" / "catalog"
 SESSION_HOME = Path(tempfile.mkdtemp(prefix="reportrunner-tests-"))
 
-# The session's catalog: the shipped reports plus test-only ones, side by side.
+# The session's catalog: the shipped reports plus test-only ones, side by side. Copies,
+# not links: the catalog refuses a report folder that resolves outside it.
 _catalog = SESSION_HOME / "catalog"
 _catalog.mkdir()
 for folder in [*(PROJECT / "reports" / "catalog").iterdir(), *FIXTURE_CATALOG.iterdir()]:
     if (folder / "spec.yaml").is_file():
-        (_catalog / folder.name).symlink_to(folder, target_is_directory=True)
+        shutil.copytree(
+            folder, _catalog / folder.name, ignore=shutil.ignore_patterns("__pycache__")
+        )
 
 os.environ.update(
     {

@@ -15,6 +15,7 @@ import http.server
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -34,10 +35,22 @@ HOSTILE = '<script>alert("pwned")</script><b>bold</b>'
 
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory) -> Path:
-    """The shipped reports and the broken ones side by side, as symlinks."""
+    """The shipped reports and the broken ones side by side, copied (links are refused)."""
     folder = tmp_path_factory.mktemp("corpus-catalog")
     for report in [*(PROJECT / "reports" / "catalog").iterdir(), *BAD_CATALOG.iterdir()]:
-        (folder / report.name).symlink_to(report, target_is_directory=True)
+        shutil.copytree(report, folder / report.name, ignore=shutil.ignore_patterns("__pycache__"))
+    # A report whose assets folder is a link to /etc: its template attaches "passwd".
+    linked = folder / "linked-assets"
+    shutil.copytree(BAD_CATALOG / "probe", linked, ignore=shutil.ignore_patterns("__pycache__"))
+    spec = linked / "spec.yaml"
+    spec.write_text(spec.read_text().replace("name: probe", "name: linked-assets"))
+    template = linked / "template.html.j2"
+    template.write_text(
+        template.read_text().replace(
+            "{% block content %}", '{% block content %}<link rel="attachment" href="passwd">'
+        )
+    )
+    (linked / "assets").symlink_to("/etc", target_is_directory=True)
     return folder
 
 
@@ -125,7 +138,12 @@ def _unreadable_prefect_yaml(catalog: Path, tmp_path: Path) -> None:
 CM = ("render", "carrier-monthly")
 ALL_REPORTS = (
     "airport-daily, bad-dimension, bad-field, bad-loader-syntax, bad-name, "
-    "bad-template-syntax, bad-yaml, carrier-monthly, destination-quarterly, probe, strict-tables"
+    "bad-template-syntax, bad-yaml, carrier-monthly, destination-quarterly, linked-assets, "
+    "probe, strict-tables"
+)
+LINKED_ASSETS = (
+    "linked-assets: assets links to /etc, outside the report folder; "
+    "a report may only use files inside its own folder"
 )
 CARRIERS = "9E, AA, AS, B6, DL, EV, F9, FL, HA, MQ, OO, UA, US, VX, WN, YV"
 DOWN = "http://127.0.0.1:9/api"
@@ -229,6 +247,31 @@ CASES = [
         Cli(("render", "probe", "-p", "case=undefined")),
         "probe: template.html.j2 line 6: 'missing_total' is undefined",
     ),
+    (
+        "template-range-too-big",
+        Cli(("render", "probe", "-p", "case=range-overflow")),
+        "probe: template.html.j2 line 14: OverflowError: Range too big. The sandbox blocks "
+        "ranges larger than MAX_RANGE (100000).",
+    ),
+    (
+        "template-mutates-its-parameters",
+        Cli(("render", "probe", "-p", "case=mutate-params")),
+        "probe: template.html.j2 line 15: access to attribute 'update' of 'dict' object is unsafe.",
+    ),
+    # -- limits: the local commands stop a render like a batch does
+    (
+        "render-time-limit",
+        Cli(("render", "probe", "-p", "case=slow"), env={"REPORTRUNNER_RENDER_TIMEOUT_S": "5"}),
+        "probe case=slow: render took longer than 5 s and was stopped",
+    ),
+    (
+        "render-memory-limit",
+        Cli(
+            ("render", "probe", "-p", "case=memory"),
+            env={"REPORTRUNNER_RENDER_MEMORY_MB": "1024"},
+        ),
+        "probe case=memory: render needed more than the 1024 MB memory cap",
+    ),
     # -- data
     (
         "data-loader-exception",
@@ -277,6 +320,12 @@ CASES = [
         "probe: blocked resource https://example.com/track.gif: https URLs are not allowed in "
         "reports",
     ),
+    (
+        "assets-folder-links-out-of-the-catalog",
+        Cli(("render", "linked-assets", "-p", "case=ok")),
+        LINKED_ASSETS,
+    ),
+    ("validate-assets-folder-links-out", Cli(("validate", "linked-assets")), LINKED_ASSETS),
     (
         "output-path-leaves-root",
         Engine(_leave_the_output_root),
@@ -331,6 +380,30 @@ def test_bad_input_gets_one_exact_line(how, expected, catalog, tmp_path, prefect
 
 def test_corpus_is_big_enough():
     assert len(CASES) >= 25 and len({c[0] for c in CASES}) == len(CASES)
+
+
+BROKEN = {
+    "bad-dimension",
+    "bad-field",
+    "bad-loader-syntax",
+    "bad-name",
+    "bad-template-syntax",
+    "bad-yaml",
+    "linked-assets",
+    "strict-tables",
+}
+
+
+def test_validate_reports_every_broken_report_in_one_line_each(catalog):
+    result = run_cli(catalog, "validate")
+    assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    failed = {line.split()[1].rstrip(":") for line in lines if line.startswith("FAIL  ")}
+    passed = {line.split()[1].rstrip(":") for line in lines if line.startswith("ok    ")}
+    assert failed == BROKEN, result.stdout
+    assert passed == {"airport-daily", "carrier-monthly", "destination-quarterly", "probe"}
+    assert f"FAIL  linked-assets: {LINKED_ASSETS}" in lines
+    assert len(lines) == len(BROKEN) + len(passed)
 
 
 # ---- bad input that must render, safely -------------------------------------------------
@@ -436,7 +509,8 @@ BATCH_FAILURES = {
     "slow": "probe case=slow: render took longer than 20 s and was stopped",
     "memory": "probe case=memory: render needed more than the 1024 MB memory cap",
     "not-a-choice": "probe: parameter 'case' is 'not-a-choice', not one of: ok, ok-too, "
-    "loader-error, empty, undefined, blocked-file, latin1, script, huge-table, slow, memory",
+    "loader-error, empty, undefined, blocked-file, latin1, script, huge-table, slow, memory, "
+    "range-overflow, mutate-params",
 }
 
 

@@ -1,0 +1,31 @@
+"""The flows' run parameters as bounded types.
+
+Prefect builds each deployment's enforced parameter schema from these annotations
+(so the API refuses `formats: ["exe"]` or `max_parallel: -1` with 422 before a run
+exists) and validates them again when a run starts without a deployment.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from reports.contracts import (
+    MAX_CHUNK_SIZE,
+    MAX_ITEMS_PER_TASK,
+    MAX_PARALLEL,
+    OUTPUT_FORMATS,
+    REPORT_NAME_PATTERN,
+    OutputFormat,
+)
+
+ReportName = Annotated[str, Field(pattern=f"^{REPORT_NAME_PATTERN}$", max_length=64)]
+Formats = Annotated[list[OutputFormat], Field(min_length=1, max_length=len(OUTPUT_FORMATS))]
+Parallelism = Annotated[int, Field(ge=1, le=MAX_PARALLEL)]
+ChunkSize = Annotated[int, Field(ge=1, le=MAX_CHUNK_SIZE)]
+ItemsPerTask = Annotated[int, Field(ge=1, le=MAX_ITEMS_PER_TASK)]
+# A batch's flow-run id (chunk outcomes are kept under it in the output store).
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+BatchId = Annotated[str, Field(pattern=f"^(local|{_UUID})$")]
+ChunkIndex = Annotated[int, Field(ge=0, le=1_000_000)]
