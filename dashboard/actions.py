@@ -22,12 +22,12 @@ from typing import Any
 
 from dashboard.api import EVENT_PREFIX, Api, ApiUnavailable, AuditEntry, one_line, read_audit
 from dashboard.auth import OPERATOR, PermissionDenied, User, require
+from reports.contracts import BATCH_FLOW, BATCH_ITEMS, is_artifact_of_kind, item_row_params
 
 log = logging.getLogger(__name__)
 
 RETRYABLE = ("FAILED", "CRASHED", "CANCELLED")
 CANCELLABLE = ("SCHEDULED", "PENDING", "RUNNING", "PAUSED")
-BATCH_FLOW = "batch"
 MAX_DELETE = 200  # one confirmation deletes at most one page of runs
 
 
@@ -161,10 +161,11 @@ def delete_runs(api: Api, user: User, run_ids: Iterable[str]) -> ActionResult:
 # ---- batches ----------------------------------------------------------------------------
 
 
-def failed_items(api: Api, batch_run_id: str) -> list[str]:
-    """Keys ("carrier=ZZ month=2013-01") of the items that failed in a batch run.
+def failed_items(api: Api, batch_run_id: str) -> list[dict[str, Any]]:
+    """The parameters of the items that failed in a batch run.
 
-    Read from the run's latest `<report>-batch-items` table artifact; raises
+    Read from the run's latest `<report>-batch-items` table artifact (its `params`
+    column; tables written before it existed give their keys back as text); raises
     `ApiUnavailable` when the API fails.
     """
     from prefect.client.schemas.filters import (
@@ -183,11 +184,11 @@ def failed_items(api: Api, batch_run_id: str) -> list[str]:
             sort=ArtifactSort.CREATED_DESC,
             limit=20,
         )
-    table = next((a for a in artifacts if (a.key or "").endswith("-batch-items")), None)
+    table = next((a for a in artifacts if is_artifact_of_kind(a.key, BATCH_ITEMS)), None)
     if table is None:
         return []
     rows = json.loads(table.data) if isinstance(table.data, str) else table.data
-    return [str(row["item"]) for row in rows or [] if row.get("status") == "failed"]
+    return [item_row_params(row) for row in rows or [] if row.get("status") == "failed"]
 
 
 def retry_failed_items(api: Api, user: User, batch_run_id: str) -> ActionResult:
@@ -205,10 +206,10 @@ def retry_failed_items(api: Api, user: User, batch_run_id: str) -> ActionResult:
         reason = _not_retryable(run, need_deployment=False)
         if reason:
             return ActionResult(False, reason)
-        keys = failed_items(api, batch_run_id)
-        if not keys:
+        items = failed_items(api, batch_run_id)
+        if not items:
             return ActionResult(False, f"'{run.name}' recorded no failed items to retry.")
-        count = f"{len(keys)} failed item(s)"
+        count = f"{len(items)} failed item(s)"
         if run.deployment_id:
             refusal, _ = _set_state(client, run, _awaiting_retry(), force=True)
             if refusal:
@@ -222,7 +223,7 @@ def retry_failed_items(api: Api, user: User, batch_run_id: str) -> ActionResult:
             )
         new = client.create_flow_run_from_deployment(
             deployment.id,
-            parameters={"report": report, "items": [parse_item_key(k) for k in keys]},
+            parameters={"report": report, "items": items},
             tags=["retry-failed-items"],
         )
         return ActionResult(True, f"Started '{new.name}' for the {count} of '{run.name}'.")
@@ -230,12 +231,6 @@ def retry_failed_items(api: Api, user: User, batch_run_id: str) -> ActionResult:
     return _perform(
         api, user, "batch.retry-failed", "Retry failed items", _run_target(batch_run_id), act
     )
-
-
-def parse_item_key(key: str) -> dict[str, str]:
-    """`carrier=ZZ month=2013-01` → {"carrier": "ZZ", "month": "2013-01"} (values as text)."""
-    pairs = (part.split("=", 1) for part in key.split() if "=" in part)
-    return {name: value for name, value in pairs}
 
 
 # ---- pools, queues, deployments, schedules ---------------------------------------------

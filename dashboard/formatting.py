@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from reports.contracts import format_duration
+
 STATE_ICONS = {
     "COMPLETED": "✅",
     "FAILED": "❌",
@@ -32,18 +34,7 @@ def pool_label(status: str) -> str:
 
 def duration(seconds: float | None) -> str:
     """'850 ms', '42 s', '3 min 05 s', '2 h 07 min', or '–' when unknown."""
-    if seconds is None:
-        return "–"
-    if seconds < 1:
-        return f"{round(seconds * 1000)} ms"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    minutes, secs = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    return format_duration(seconds)
 
 
 def percent(value: float | None, digits: int = 0) -> str:
@@ -81,3 +72,8 @@ def escape_markdown(text: str) -> str:
 
 
 _MARKDOWN_SPECIAL = set("\\`*_{}[]()<>#+-.!|~$:")
+
+
+def naive_utc(moment: datetime | None) -> datetime | None:
+    """UTC without tzinfo: the table shows the times as they are, labelled UTC."""
+    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)

@@ -16,8 +16,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from reports import contracts
+from reports.contracts import anchored, item_key, unanchored
+
 ALL = "*"  # in a batch's `over`: every value of the dimension
-MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+MONTH_PATTERN = anchored(contracts.MONTH_PATTERN)  # as the deployment schema writes it
 _SHOWN_CHOICES = 20
 
 
@@ -180,7 +183,7 @@ def help_text(field: Field, requirement: bool = True) -> str:
     elif field.maximum is not None:
         parts.append(f"At most {field.maximum}.")
     if field.pattern and field.kind == "text":
-        parts.append(f"Must match {_bare(field.pattern)}.")
+        parts.append(f"Must match {unanchored(field.pattern)}.")
     if field.default is not None:
         parts.append(f"Default: {field.default}.")
     if requirement:
@@ -229,7 +232,7 @@ def check(field: Field, value: Any) -> Problem | None:
     if field.kind == "date" and _date(value) is None:
         return wrong("a date as YYYY-MM-DD")
     if field.pattern and isinstance(value, str) and not re.search(field.pattern, value):
-        return wrong(f"a string matching {_bare(field.pattern)}")
+        return wrong(f"a string matching {unanchored(field.pattern)}")
     if field.choices is not None and value not in field.choices:
         shown = ", ".join(map(str, field.choices[:_SHOWN_CHOICES]))
         more = " …" if len(field.choices) > _SHOWN_CHOICES else ""
@@ -387,7 +390,7 @@ def run_parameters(
 
 def run_target(parameters: dict[str, Any]) -> str:
     """The run in words, for the audit log: "carrier-monthly carrier=AA month=2013-07"."""
-    fixed = " ".join(f"{k}={v}" for k, v in (parameters.get("parameters") or {}).items())
+    fixed = item_key(parameters.get("parameters") or {})
     if "over" not in parameters:
         return f"{parameters['report']} {fixed}".strip()
     over = " ".join(
@@ -403,9 +406,3 @@ def _date(value: Any) -> dt.date | None:
         return dt.date.fromisoformat(str(value))
     except ValueError:
         return None
-
-
-def _bare(pattern: str) -> str:
-    """`^(?:[A-Z]{3})$` as the spec wrote it: `[A-Z]{3}`."""
-    match = re.fullmatch(r"\^\(\?:(.*)\)\$", pattern)
-    return match.group(1) if match else pattern

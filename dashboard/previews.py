@@ -111,7 +111,7 @@ def output_card(output: Output, store_url: str, key: str) -> None:
 def _preview(output: Output, contents: dict[str, bytes | None]) -> None:
     pdf = output.pdf
     if pdf is None:
-        st.info(f"{output.title} — {output.key}: no PDF was produced (formats chosen).")
+        st.info(f"{output.title} — {output.label}: no PDF was produced (formats chosen).")
         return
     data = contents.get(pdf.path)
     if data is None:
@@ -121,7 +121,7 @@ def _preview(output: Output, contents: dict[str, bytes | None]) -> None:
     except PreviewError as exc:
         st.error(f"No preview of {pdf.name}: {exc}")
         return
-    description = f"First page of {output.title}, {output.key}"
+    description = f"First page of {output.title}, {output.label}"
     st.image(
         png,
         caption=f"{description} (page 1 of {output.pages or '?'})",
@@ -132,7 +132,7 @@ def _preview(output: Output, contents: dict[str, bytes | None]) -> None:
 
 def _facts(output: Output, contents: dict[str, bytes | None]) -> None:
     st.markdown(f"**{output.title}**")
-    st.text(output.key)  # a data value: plain text, never markdown or HTML
+    st.text(output.label)  # a data value: plain text, never markdown or HTML
     lines = [
         f"Pages: {output.pages if output.pages is not None else '–'}",
         f"Quality: {quality_label(output.quality)}",

@@ -14,6 +14,7 @@ import streamlit as st
 from dashboard import actions, auth
 from dashboard.api import ApiUnavailable, connect
 from dashboard.components import api_banner
+from reports.contracts import BATCH_FLOW
 
 _PENDING = "run_controls_pending"  # (run id, action) awaiting confirmation
 _RESULT = "run_controls_result"  # (ok, message) of the last action, shown once
@@ -59,7 +60,7 @@ def _buttons(run: RunControlsTarget, failed: int | None) -> None:
         ),
         ("delete", "🗑️ Delete", False, "Remove the run with its logs and artifacts."),
     ]
-    if run.flow == actions.BATCH_FLOW:
+    if run.flow == BATCH_FLOW:
         label = f"🔁 Retry {failed or 0} failed items"
         choices.append(
             (
@@ -112,7 +113,7 @@ def _perform(run: RunControlsTarget, action: str, user: auth.User) -> actions.Ac
 
 def _failed_count(run: RunControlsTarget) -> int | None:
     """How many items failed, for a finished batch; None when not a batch or unreadable."""
-    if run.flow != actions.BATCH_FLOW or run.state_type.upper() not in actions.RETRYABLE:
+    if run.flow != BATCH_FLOW or run.state_type.upper() not in actions.RETRYABLE:
         return None
     try:
         with connect() as api:

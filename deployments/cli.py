@@ -107,11 +107,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 def _render_limited(report, params: dict[str, Any], store, formats=None) -> dict[str, Any]:
     """Render in this process under the same time and memory limits as a batch item."""
     from reports import render_report
+    from reports.contracts import item_key
     from reports.limits import render_limits
 
     settings = report.settings
     with render_limits(
-        f"{report.name} {_params_text(params)}".strip(),
+        f"{report.name} {item_key(params)}".strip(),
         seconds=settings.render_timeout_s,
         megabytes=settings.render_memory_mb,
     ):
@@ -130,6 +131,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     from reports import OutputStore, ReportError
     from reports.catalog import default_catalog
+    from reports.contracts import item_key
 
     _limit_this_process()
     catalog = default_catalog()
@@ -143,7 +145,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             with tempfile.TemporaryDirectory() as tmp:
                 manifest = _render_limited(report, params, OutputStore(tmp))
             print(
-                f"ok    {name}: sample {_params_text(params)} → {manifest['pages']} page(s) "
+                f"ok    {name}: sample {item_key(params)} → {manifest['pages']} page(s) "
                 f"in {time.perf_counter() - started:.1f} s"
             )
         except ReportError as exc:
@@ -273,12 +275,16 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    """Prefect's worker as a supervised child: one SIGTERM stops it within 15 s."""
     _require_api()
-    from deployments.worker import worker_command, worker_environment
+    from deployments.worker import supervise, worker_command, worker_environment
 
     command = worker_command(name=args.name, limit=args.limit, healthcheck=not args.no_healthcheck)
-    os.execvpe(command[0], command, worker_environment(args.healthcheck_port))
-    return 0  # not reached: exec replaces this process
+    return supervise(
+        command,
+        worker_environment(args.healthcheck_port),
+        say=lambda line: print(line, file=sys.stderr, flush=True),
+    )
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -400,10 +406,6 @@ def _require_api() -> str:
     if problem:
         raise CliError(problem)
     return url
-
-
-def _params_text(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in params.items())
 
 
 # ---- parser ---------------------------------------------------------------------------

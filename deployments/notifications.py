@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from reports.contracts import REPORT_FLOWS
+
 if TYPE_CHECKING:
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
     from prefect.client.orchestration import SyncPrefectClient
@@ -36,7 +38,7 @@ __all__ = [
 
 BLOCK_NAME = "reportrunner-failures"
 AUTOMATION_NAME = "reportrunner-failed-runs"
-WATCHED_FLOWS = ("report", "batch")
+WATCHED_FLOWS = REPORT_FLOWS
 _EVENTS = ("prefect.flow-run.Failed", "prefect.flow-run.Crashed")
 _SECRET_KEY = "webhook_url"
 

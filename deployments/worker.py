@@ -2,14 +2,30 @@
 
 Prefect's own default is no limit on concurrent flow runs; a worker here runs at
 most one flow run per core (each chunk already renders on several processes).
+
+`reportrunner worker` supervises Prefect's worker as a child process instead of
+becoming it: Prefect's graceful stop is unbounded (it waits for its flow runs and
+for the API) and was seen to do nothing at all, so one SIGTERM here ends the worker
+and its flow runs within `STOP_GRACE_S` plus a second, whatever the worker does.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
+import time
+from collections.abc import Callable
 
+from deployments.processes import descendants, kill_pids, kill_tree, service_preexec
 from deployments.topology import WORK_POOL
+
+# SIGTERM → SIGKILL for the worker and its flow runs: a stop completes well within 15 s.
+STOP_GRACE_S = 10.0
+# Exit status when the grace ran out and the worker was killed (timeout(1)'s convention).
+EXIT_FORCED_STOP = 124
+_POLL_S = 0.2
 
 
 def worker_command(
@@ -44,6 +60,75 @@ def worker_environment(healthcheck_port: int) -> dict[str, str]:
         "PREFECT_WORKER_WEBSERVER_PORT": str(healthcheck_port),
         HEARTBEAT_VARIABLE: str(heartbeat_seconds()),
     }
+
+
+def supervise(
+    command: list[str],
+    env: dict[str, str],
+    *,
+    grace_s: float = STOP_GRACE_S,
+    say: Callable[[str], None],
+) -> int:
+    """Run the worker `command` as a child until it exits; return its exit status.
+
+    The first SIGTERM or SIGINT is passed on as SIGINT, Prefect's graceful path (stop
+    polling, end the runs it holds, deregister). If the worker has not exited `grace_s`
+    later, or on a second signal, the worker and every process it started are killed;
+    runs it held then stop sending heartbeats and the zombie automation below marks them
+    Crashed. The child shares stdout and stderr, so its log reads as before.
+    """
+    requests: list[int] = []
+
+    def request_stop(signum: int, frame: object) -> None:
+        requests.append(signum)
+
+    # Installed before the child starts, so no signal is lost in between.
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        child = subprocess.Popen(
+            command,
+            env=env,
+            start_new_session=True,  # its own group: reachable as a whole, out of a tty's ^C
+            preexec_fn=service_preexec(parent_death_signal=signal.SIGKILL),
+        )
+        return _run_until_stopped(child, requests, grace_s, say)
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:  # None: installed outside Python, cannot be restored
+                signal.signal(sig, handler)
+
+
+def _run_until_stopped(
+    child: subprocess.Popen, requests: list[int], grace_s: float, say: Callable[[str], None]
+) -> int:
+    deadline: float | None = None
+    held: dict[int, int] = {}  # the child's descendants, as last seen while it stopped
+    while True:
+        try:
+            child.wait(_POLL_S)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if not requests:
+            continue
+        if deadline is None:
+            deadline = time.monotonic() + grace_s
+            os.kill(child.pid, signal.SIGINT)
+        held = descendants(child.pid)
+        if len(requests) > 1 or time.monotonic() >= deadline:
+            killed = kill_tree(child.pid)
+            child.wait()
+            why = "a second signal" if len(requests) > 1 else f"{grace_s:.0f} s"
+            say(
+                f"reportrunner worker: forced stop after {why}: killed the Prefect worker "
+                f"and {max(killed - 1, 0)} process(es) it started; runs it held will be "
+                "marked Crashed when their heartbeats stop"
+            )
+            return EXIT_FORCED_STOP
+    # Flow-run processes the worker left behind when it exited are orphans now: end them.
+    kill_pids(held)
+    code = child.returncode
+    return code if code >= 0 else 128 - code
 
 
 # ---- runs a dead worker leaves behind -------------------------------------------------

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import re
+import json
 from typing import Any
 
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
 from reports import OutputStore
-
-
-def artifact_key(*parts: str) -> str:
-    """Artifact keys allow lowercase letters, digits and dashes only."""
-    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", "-".join(parts).lower())).strip("-")
+from reports.contracts import BATCH_ITEMS, BATCH_SUMMARY, SUMMARY, Outcome, artifact_key
 
 
 def publish_report_artifacts(manifest: dict[str, Any], store: OutputStore) -> None:
@@ -35,7 +31,7 @@ def publish_report_artifacts(manifest: dict[str, Any], store: OutputStore) -> No
     ]
     create_markdown_artifact(
         "\n".join(lines),
-        key=artifact_key(manifest["report"], "summary"),
+        key=artifact_key(manifest["report"], SUMMARY),
         description=f"{manifest['report']} outputs",
     )
     for entry in manifest["files"]:
@@ -46,37 +42,45 @@ def publish_report_artifacts(manifest: dict[str, Any], store: OutputStore) -> No
         )
 
 
-def publish_batch_artifacts(report: str, outcomes: list[dict[str, Any]], summary: str) -> None:
-    """The table of every item and a markdown summary that lists the failures first."""
-    failed = [o for o in outcomes if o["status"] == "failed"]
+def publish_batch_artifacts(report: str, outcomes: list[Outcome], summary: str) -> None:
+    """The table of every item and a markdown summary that lists the failures first.
+
+    The table's `params` column holds each item's parameters as JSON: "retry the
+    failed items" reads them back from it, never from the human-readable key.
+    """
+    failed = [o for o in outcomes if o.status == "failed"]
     lines = [f"### Batch {report}", summary, ""]
     if failed:
         lines += ["**Failed items**", "", "| item | error |", "|---|---|"]
-        lines += [f"| {o['key']} | {_cell(o['error'])} |" for o in failed]
-    warned = [o for o in outcomes if o.get("quality") == "warning"]
+        lines += [f"| {o.key} | {_cell(o.error)} |" for o in failed]
+    warned = [o for o in outcomes if o.quality == "warning"]
     if warned:
         lines += [
             "",
             f"**{len(warned)} item(s) passed with quality warnings:** "
-            + ", ".join(o["key"] for o in warned[:50]),
+            + ", ".join(o.key for o in warned[:50]),
         ]
-    create_markdown_artifact("\n".join(lines), key=artifact_key(report, "batch-summary"))
+    create_markdown_artifact("\n".join(lines), key=artifact_key(report, BATCH_SUMMARY))
     create_table_artifact(
-        [
-            {
-                "item": o["key"],
-                "status": o["status"],
-                "quality": o.get("quality") or "",
-                "pages": o.get("pages") or "",
-                "seconds": o.get("duration_s") or "",
-                "attempts": o.get("attempts") or "",
-                "error": o.get("error") or "",
-            }
-            for o in outcomes
-        ],
-        key=artifact_key(report, "batch-items"),
-        description=summary,
+        batch_item_rows(outcomes), key=artifact_key(report, BATCH_ITEMS), description=summary
     )
+
+
+def batch_item_rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
+    """The rows of the batch-items table (read back by `reports.contracts.item_row_params`)."""
+    return [
+        {
+            "item": o.key,
+            "status": o.status,
+            "quality": o.quality or "",
+            "pages": o.pages or "",
+            "seconds": o.duration_s or "",
+            "attempts": o.attempts or "",
+            "error": o.error or "",
+            "params": json.dumps(o.params, default=str),
+        }
+        for o in outcomes
+    ]
 
 
 def _cell(text: str | None) -> str:

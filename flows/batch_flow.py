@@ -42,14 +42,22 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import progress as progress_registry
 from flows import render_pool
-from flows.artifacts import artifact_key, publish_batch_artifacts
-from flows.chunk_flow import CHUNK_DEPLOYMENT, render_chunk
+from flows.artifacts import publish_batch_artifacts
+from flows.chunk_flow import render_chunk
 from flows.chunk_results import read_outcomes
-from flows.items import expand_items, item_key, split_chunks
+from flows.items import expand_items, split_chunks
 from flows.parameters import ChunkSize, ItemsPerTask, Parallelism, ReportName
-from flows.progress import BatchProgress
+from flows.progress import ProgressTracker
 from reports import OutputStore, get_settings, jobs
 from reports.catalog import default_catalog
+from reports.contracts import (
+    BATCH_FLOW,
+    BATCH_PROGRESS,
+    CHUNK_DEPLOYMENT,
+    Outcome,
+    artifact_key,
+    item_key,
+)
 
 ChunkRuns = Literal["auto", "local", "deployment"]
 
@@ -62,7 +70,7 @@ def _run_name() -> str:
     return f"{params['report']} batch over {dims} {item_key(fixed)}".strip()
 
 
-@flow(name="batch", flow_run_name=_run_name, persist_result=False)
+@flow(name=BATCH_FLOW, flow_run_name=_run_name, persist_result=False)
 def batch(
     report: ReportName,
     over: dict[str, list[Any] | str] | None = None,
@@ -100,9 +108,9 @@ def batch(
         )
     output_url = settings.resolved_output_url
     batch_id = str(flow_run.id or "local")
-    progress = BatchProgress(
+    progress = ProgressTracker(
         total=len(expanded),
-        artifact_key=artifact_key(report, "batch-progress"),
+        artifact_key=artifact_key(report, BATCH_PROGRESS),
         cooldown_s=settings.progress_cooldown_s,
         listeners=progress_registry.subscribers(),
     )
@@ -111,10 +119,10 @@ def batch(
     # Items whose outputs are current are settled here, so an unchanged batch starts
     # no chunk flow runs and no render processes at all.
     current = [False] * len(expanded) if force else plan_items(report, expanded, output_url)
-    outcomes: dict[int, dict[str, Any]] = {}
+    outcomes: dict[int, Outcome] = {}
     for index, item in enumerate(expanded):
         if current[index]:
-            outcomes[index] = {"key": item_key(item), "params": item, "status": "skipped"}
+            outcomes[index] = Outcome.skipped(item)
             progress.record("skipped")
     todo = [index for index in range(len(expanded)) if index not in outcomes]
     chunks = split_chunks([expanded[i] for i in todo], chunk_size or settings.chunk_size)
@@ -227,12 +235,9 @@ def _run_chunks_on_workers(report, chunks, options, progress):
                 if number in merged or state is None or not state.is_final():
                     continue
                 merged[number] = read_outcomes(store, batch_id, number) or [
-                    {
-                        "key": item_key(item),
-                        "params": item,
-                        "status": "failed",
-                        "error": f"chunk {number} ended {state.name}: {state.message or '-'}",
-                    }
+                    Outcome.failed(
+                        item, f"chunk {number} ended {state.name}: {state.message or '-'}"
+                    )
                     for item in chunk
                 ]
             running = [run_id for run_id in runs if runs[run_id][0] not in merged]
@@ -244,16 +249,16 @@ def _run_chunks_on_workers(report, chunks, options, progress):
 
 
 def _poll_progress(
-    client, progress: BatchProgress, merged, running: list[UUID], runs, settled: int
+    client, progress: ProgressTracker, merged, running: list[UUID], runs, settled: int
 ) -> None:
     """Exact counts from merged chunks, estimates from running chunks' progress artifacts.
 
     `settled`: items found current before any chunk started.
     """
     done = [o for outcomes in merged.values() for o in outcomes]
-    rendered = sum(o["status"] == "rendered" for o in done)
-    skipped = settled + sum(o["status"] == "skipped" for o in done)
-    failed = sum(o["status"] == "failed" for o in done)
+    rendered = sum(o.status == "rendered" for o in done)
+    skipped = settled + sum(o.status == "skipped" for o in done)
+    failed = sum(o.status == "failed" for o in done)
     if running:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(
@@ -279,12 +284,12 @@ def _poll_progress(
     progress.set_counts(rendered=rendered, skipped=skipped, failed=failed)
 
 
-def _summarize(report, outcomes, progress: BatchProgress, output_url, logger):
+def _summarize(report, outcomes, progress: ProgressTracker, output_url, logger):
     # The outcomes are the truth; progress counts from polling were estimates.
     progress.set_counts(
-        rendered=sum(o["status"] == "rendered" for o in outcomes),
-        skipped=sum(o["status"] == "skipped" for o in outcomes),
-        failed=sum(o["status"] == "failed" for o in outcomes),
+        rendered=sum(o.status == "rendered" for o in outcomes),
+        skipped=sum(o.status == "skipped" for o in outcomes),
+        failed=sum(o.status == "failed" for o in outcomes),
     )
     summary = progress.describe()
     publish_batch_artifacts(report, outcomes, summary)
@@ -296,7 +301,7 @@ def _summarize(report, outcomes, progress: BatchProgress, output_url, logger):
         "failed": progress.failed,
         "progress_writes": progress.writes,
         "failed_items": [
-            {"key": o["key"], "error": o["error"]} for o in outcomes if o["status"] == "failed"
+            {"key": o.key, "error": o.error} for o in outcomes if o.status == "failed"
         ],
         "output_url": output_url,
     }

@@ -33,27 +33,24 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import render_pool
 from flows.chunk_results import write_outcomes
-from flows.items import item_key, split_chunks
+from flows.items import split_chunks
 from flows.limits import source_slot
 from flows.parameters import BatchId, ChunkIndex, ItemsPerTask, Parallelism, ReportName
-from flows.progress import BatchProgress, lookup
+from flows.progress import ProgressTracker, lookup
 from flows.retry import RETRIES, is_transient, retry_delay_s
 from reports import OutputStore, ReportError, get_settings, jobs
-
-# How batches find this flow when they spread chunks over workers (see prefect.yaml).
-CHUNK_DEPLOYMENT = "render-chunk/render-chunk"
+from reports.contracts import CHUNK_FLOW, Outcome, item_key
 
 
 class ItemsFailed(ReportError):
     """Some items of a render task failed; carries every item's outcome."""
 
-    def __init__(self, outcomes: list[dict[str, Any]]):
+    def __init__(self, outcomes: list[Outcome]):
         self.outcomes = outcomes
-        failed = [o for o in outcomes if o["status"] == "failed"]
+        failed = [o for o in outcomes if o.status == "failed"]
         first = failed[0]
         super().__init__(
-            f"{len(failed)} of {len(outcomes)} items failed; first: {first['key']}: "
-            f"{first['error']}"
+            f"{len(failed)} of {len(outcomes)} items failed; first: {first.key}: {first.error}"
         )
 
     def __reduce__(self):  # rebuilt from the outcomes wherever Prefect copies it
@@ -68,7 +65,7 @@ def render_items(
     parallel: int,
     force: bool,
     record: Callable[[str], None],
-) -> list[dict[str, Any]]:
+) -> list[Outcome]:
     """Render `items` side by side; one outcome per item, in order.
 
     `record` counts each finished item in the batch's progress at once.
@@ -78,9 +75,9 @@ def render_items(
     """
     logger = get_run_logger()
 
-    def render_one(item: dict[str, Any]) -> dict[str, Any]:
+    def render_one(item: dict[str, Any]) -> Outcome:
         outcome = _render_with_retries(report, item, output_url, parallel, force, logger)
-        record(outcome["status"])
+        record(outcome.status)
         return outcome
 
     with ThreadPoolExecutor(max_workers=len(items), thread_name_prefix="item") as threads:
@@ -88,42 +85,33 @@ def render_items(
         # belong to this task run.
         futures = [threads.submit(contextvars.copy_context().run, render_one, i) for i in items]
         outcomes = [future.result() for future in futures]
-    if any(o["status"] == "failed" for o in outcomes):
+    if any(o.status == "failed" for o in outcomes):
         raise ItemsFailed(outcomes)
     return outcomes
 
 
-def _render_with_retries(report, item, output_url, parallel, force, logger) -> dict[str, Any]:
+def _render_with_retries(report, item, output_url, parallel, force, logger) -> Outcome:
     """One item in the render pool; transient errors retried with backoff, others at once."""
     key = item_key(item)
     for attempt in range(1, RETRIES + 2):
         try:
             with source_slot(report):
-                result = render_pool.submit(
+                outcome = render_pool.submit(
                     parallel, jobs.render_item, report, item, output_url, force
                 ).result()
-            return {"key": key, "params": item, **result, "attempts": attempt}
+            outcome.attempts = attempt
+            return outcome
         except Exception as error:
             message = str(error) if isinstance(error, ReportError) else _describe(error)
             if not is_transient(error) or attempt > RETRIES:
                 logger.error("%s failed: %s", key, message)
-                return _failed(item, message, attempts=attempt)
+                return Outcome.failed(item, message, attempts=attempt)
             delay = retry_delay_s(attempt)
             logger.warning(
                 "%s: attempt %d failed (%s); retrying in %.1f s", key, attempt, message, delay
             )
             time.sleep(delay)
     raise AssertionError("unreachable: the last attempt returns")
-
-
-def _failed(item: dict[str, Any], message: str, attempts: int) -> dict[str, Any]:
-    return {
-        "key": item_key(item),
-        "params": item,
-        "status": "failed",
-        "error": message,
-        "attempts": attempts,
-    }
 
 
 def _describe(error: BaseException) -> str:
@@ -142,7 +130,7 @@ def _run_name() -> str:
 
 
 @flow(
-    name="render-chunk",
+    name=CHUNK_FLOW,
     flow_run_name=_run_name,
     persist_result=False,
     task_runner=ThreadPoolTaskRunner(max_workers=2 * (os.cpu_count() or 1)),
@@ -155,7 +143,7 @@ def render_chunk(
     force: bool = False,
     batch_id: BatchId | None = None,
     chunk_index: ChunkIndex = 0,
-) -> list[dict[str, Any]]:
+) -> list[Outcome]:
     """Render `items`; never raises for a failed item, returns one outcome per item.
 
     Started in-process by a batch, it reports to the batch's progress. Started on a
@@ -167,14 +155,14 @@ def render_chunk(
     output_url = settings.resolved_output_url
     parallel = render_pool.pool_size(max_parallel)
     in_process = lookup(batch_id)
-    progress = in_process or BatchProgress(
+    progress = in_process or ProgressTracker(
         total=len(items), cooldown_s=settings.progress_cooldown_s
     )
     if in_process is None:
         progress.start()
 
     render_pool.warm_up(parallel)  # in the background, while tasks are being created
-    outcomes: dict[int, dict[str, Any]] = {}
+    outcomes: dict[int, Outcome] = {}
     futures = {}
     for group in split_chunks(list(range(len(items))), items_per_task or settings.items_per_task):
         group_items = [items[index] for index in group]
@@ -190,7 +178,7 @@ def render_chunk(
         elif isinstance(result, BaseException):  # the task itself broke, not an item
             message = _describe(result)
             get_run_logger().error("render task failed: %s", message)
-            result = [_failed(items[i], message, attempts=1) for i in group]
+            result = [Outcome.failed(items[i], message) for i in group]
             for _ in group:
                 progress.record("failed")
         outcomes.update(zip(group, result, strict=True))

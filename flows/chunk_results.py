@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import posixpath
-from typing import Any
 
 from reports import OutputStore
+from reports.contracts import Outcome
 
 _FOLDER = "_batches"
 
@@ -19,12 +19,14 @@ def _path(batch_id: str, index: int) -> str:
     return posixpath.join(_FOLDER, batch_id, f"chunk-{index:04d}.json")
 
 
-def write_outcomes(store: OutputStore, batch_id: str, index: int, outcomes: list[dict]) -> None:
-    store.write_bytes(_path(batch_id, index), json.dumps(outcomes, default=str).encode())
+def write_outcomes(store: OutputStore, batch_id: str, index: int, outcomes: list[Outcome]) -> None:
+    data = [outcome.as_dict() for outcome in outcomes]
+    store.write_bytes(_path(batch_id, index), json.dumps(data, default=str).encode())
 
 
-def read_outcomes(store: OutputStore, batch_id: str, index: int) -> list[dict[str, Any]] | None:
+def read_outcomes(store: OutputStore, batch_id: str, index: int) -> list[Outcome] | None:
     try:
-        return json.loads(store.read_bytes(_path(batch_id, index)))
+        data = json.loads(store.read_bytes(_path(batch_id, index)))
     except FileNotFoundError:
         return None
+    return [Outcome.from_dict(entry) for entry in data]

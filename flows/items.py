@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import math
 from typing import Any
 
 from reports import ParameterError, Report
@@ -56,6 +57,7 @@ def expand_items(
             raise ParameterError(
                 f"{report.name}: give either items or dimensions to batch over, not both"
             )
+        _check_size(report, len(items))
         return [{**fixed, **item} for item in items]
     over = dict(over or {})
     if not over:
@@ -81,6 +83,7 @@ def expand_items(
         if not resolved:
             raise ParameterError(f"{report.name}: no values to batch over for '{dim}'")
         axes.append([(dim, value) for value in resolved])
+    _check_size(report, math.prod(len(axis) for axis in axes))
     # Keep the spec's parameter order inside each item so output paths are stable.
     order = list(report.spec.parameters)
     expanded = []
@@ -95,12 +98,17 @@ def expand_items(
     return expanded
 
 
+def _check_size(report: Report, count: int) -> None:
+    """Refuse a batch too large for one batch process before anything is expanded."""
+    limit = report.settings.max_batch_items
+    if count > limit:
+        raise ParameterError(
+            f"{report.name}: the batch has {count:,} items, more than the {limit:,} one batch "
+            "may have (REPORTRUNNER_MAX_BATCH_ITEMS); split it into several batches"
+        )
+
+
 def split_chunks(items: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
     if size < 1:
         raise ValueError("chunk size must be at least 1")
     return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def item_key(params: dict[str, Any]) -> str:
-    """A business key such as `carrier=AA month=2013-07`: searchable, human-readable."""
-    return " ".join(f"{k}={v}" for k, v in params.items())

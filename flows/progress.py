@@ -1,7 +1,7 @@
 """One consolidated progress record per batch, written to Prefect at most once per cooldown.
 
 Every progress write is an HTTP call (~34 ms); a 1,000-item batch that wrote on
-every item would spend half a minute just reporting. `BatchProgress` counts in
+every item would spend half a minute just reporting. `ProgressTracker` counts in
 memory and writes when the cooldown has passed, plus once at the end.
 """
 
@@ -15,22 +15,15 @@ from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-Listener = Callable[["BatchProgress"], None]
+from reports.contracts import ProgressSnapshot
 
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+Listener = Callable[["ProgressTracker"], None]
 
 
 @dataclass
-class BatchProgress:
+class ProgressTracker:
+    """Counts a batch's finished items and writes its progress artifact, throttled."""
+
     total: int
     artifact_key: str | None = None
     cooldown_s: float = 2.0
@@ -63,17 +56,21 @@ class BatchProgress:
             return None
         return remaining * elapsed / self.finished
 
+    def snapshot(self) -> ProgressSnapshot:
+        """The counts as the dashboard and the CLI read them (see reports.contracts)."""
+        with self._lock:
+            rendered, skipped, failed = self.rendered, self.skipped, self.failed
+        return ProgressSnapshot(
+            total=self.total,
+            rendered=rendered,
+            skipped=skipped,
+            failed=failed,
+            elapsed_s=round(time.monotonic() - self.started_at, 1),
+            eta_s=None if (eta := self.eta_seconds()) is None else round(eta, 1),
+        )
+
     def describe(self) -> str:
-        text = f"{self.finished} of {self.total} done"
-        if self.skipped:
-            text += f" ({self.skipped} unchanged)"
-        text += f", {self.failed} failed"
-        eta = self.eta_seconds()
-        if self.finished < self.total:
-            text += f", ETA {format_duration(eta)}" if eta is not None else ", ETA pending"
-        else:
-            text += f", took {format_duration(time.monotonic() - self.started_at)}"
-        return text
+        return self.snapshot().sentence()
 
     def start(self) -> None:
         self._write(force=True)
@@ -103,15 +100,18 @@ class BatchProgress:
                 return
             self._last_write = now
             self.writes += 1
+            snapshot = self.snapshot()
             if self._artifact_id is None:
                 self._artifact_id = create_progress_artifact(
-                    progress=self.percent, key=self.artifact_key, description=self.describe()
+                    progress=snapshot.percent,
+                    key=self.artifact_key,
+                    description=snapshot.description(),
                 )
             else:
                 update_progress_artifact(
                     artifact_id=self._artifact_id,
-                    progress=self.percent,
-                    description=self.describe(),
+                    progress=snapshot.percent,
+                    description=snapshot.description(),
                 )
 
 
@@ -128,10 +128,10 @@ def subscribers() -> list[Listener]:
 
 
 # Batches running in this process, by batch id: in-process chunk flows report here.
-_active: dict[str, BatchProgress] = {}
+_active: dict[str, ProgressTracker] = {}
 
 
-def register(batch_id: str, progress: BatchProgress) -> None:
+def register(batch_id: str, progress: ProgressTracker) -> None:
     _active[batch_id] = progress
 
 
@@ -139,5 +139,5 @@ def unregister(batch_id: str) -> None:
     _active.pop(batch_id, None)
 
 
-def lookup(batch_id: str | None) -> BatchProgress | None:
+def lookup(batch_id: str | None) -> ProgressTracker | None:
     return _active.get(batch_id) if batch_id else None

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from reports.catalog import default_catalog
+from reports.contracts import Outcome, item_key
 from reports.limits import limit_this_process, render_limits
 from reports.render import fingerprint, is_current, load_data, render_report
 from reports.settings import get_settings
@@ -56,15 +57,15 @@ def is_item_current(report_name: str, params: dict[str, Any], output_url: str) -
         return False  # anything odd: let the render step decide and report it
 
 
-def render_item(
-    report_name: str, params: dict[str, Any], output_url: str, force: bool
-) -> dict[str, Any]:
-    """Render one item under the time and memory caps; return a small outcome record."""
+def render_item(report_name: str, params: dict[str, Any], output_url: str, force: bool) -> Outcome:
+    """Render one item under the time and memory caps; return its outcome."""
     settings = get_settings()
     started = time.perf_counter()
-    what = f"{report_name} {' '.join(f'{k}={v}' for k, v in params.items())}"
+    key = item_key(params)
     with render_limits(
-        what, seconds=settings.render_timeout_s, megabytes=settings.render_memory_mb
+        f"{report_name} {key}",
+        seconds=settings.render_timeout_s,
+        megabytes=settings.render_memory_mb,
     ):
         manifest = render_report(
             default_catalog().get(report_name),
@@ -72,11 +73,13 @@ def render_item(
             OutputStore(output_url),
             skip_unchanged=not force,
         )
-    return {
-        "status": "skipped" if manifest["skipped"] else "rendered",
-        "duration_s": round(time.perf_counter() - started, 3),
-        "pages": manifest.get("pages"),
-        "item_dir": manifest["item_dir"],
-        "quality": manifest["quality"]["status"],
-        "files": [entry["path"] for entry in manifest["files"]],
-    }
+    return Outcome(
+        key=key,
+        params=dict(params),
+        status="skipped" if manifest["skipped"] else "rendered",
+        duration_s=round(time.perf_counter() - started, 3),
+        pages=manifest.get("pages"),
+        item_dir=manifest["item_dir"],
+        quality=manifest["quality"]["status"],
+        files=[entry["path"] for entry in manifest["files"]],
+    )

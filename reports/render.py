@@ -1,8 +1,8 @@
 """The report pipeline as plain functions: load → context → HTML → PDF → publish.
 
-The Prefect flows call these stage by stage (one task each); `render_report`
-chains them for the CLI, the benchmarks' baseline and the batch render workers.
-Nothing here imports Prefect.
+`run_stages` spells the sequence once: `render_report` runs it in this process (the
+CLI, the benchmarks' baseline, the batch's render processes) and the report flow
+runs it with each stage as a Prefect task. Nothing here imports Prefect.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import hashlib
 import json
 import posixpath
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ import pandas as pd
 
 from reports.catalog import TEMPLATE, Report
 from reports.errors import DataError, ParameterError, QualityError, ReportError
+from reports.html_output import self_contained
 from reports.store import OutputStore
 from reports.tables import Table, apply_row_limit
 from reports.templating import compile_template, make_environment, render_template
@@ -47,9 +49,14 @@ class RenderedHtml:
     tables: list[Table]
 
     def standalone(self, report: Report) -> str:
-        """The HTML output file: the same page with its stylesheets inlined."""
-        css = "\n".join(path.read_text(encoding="utf-8") for path in report.stylesheets)
-        return self.html.replace(_STYLES_MARKER, f"<style>\n{css}\n</style>", 1)
+        """The HTML output file: the same page, stylesheets inlined, fetching nothing."""
+        return self_contained(
+            self.html,
+            base_dir=report.assets_dir if report.assets_dir.is_dir() else report.folder,
+            allowed_roots=report.allowed_roots,
+            stylesheets=report.stylesheets,
+            styles_marker=_STYLES_MARKER,
+        )
 
 
 @dataclass
@@ -289,6 +296,85 @@ def is_current(
     return manifest
 
 
+# The stages of one render, in order. `run_stages` is the one place that spells the
+# sequence; the report flow runs each stage as a Prefect task through `run_stage`.
+STAGES = ("load", "context", "html", "pdf", "publish")
+StageRunner = Callable[..., Any]  # (stage, fn, *args) -> fn(*args), however it is run
+
+
+def _run_directly(stage: str, fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
+
+
+def run_stages(
+    report: Report,
+    raw_params: dict[str, Any],
+    store: OutputStore,
+    *,
+    formats: list[str] | None = None,
+    skip_unchanged: bool = False,
+    run_stage: StageRunner = _run_directly,
+    on_quality_issue: Callable[[list[str]], None] | None = None,
+) -> dict[str, Any]:
+    """Validate, then load → context → HTML → PDF → publish; the manifest (with `skipped`).
+
+    `run_stage(stage, fn, *args)` runs one stage: directly here, as a retried Prefect
+    task in the report flow. Each stage is timed the same way wherever it runs.
+    """
+    timings: dict[str, float] = {}
+
+    def stage(name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        started = time.perf_counter()
+        result = run_stage(name, fn, *args)
+        timings[name] = time.perf_counter() - started
+        return result
+
+    params = report.validate(raw_params)
+    chosen = choose_formats(report, formats)
+    data = stage("load", load_data, report, params)
+    fp = fingerprint(report, params, data, chosen)
+    if skip_unchanged and (existing := is_current(store, report, params, fp)):
+        return {**existing, "skipped": True}
+    quality = check_data_quality(report, data)
+    if quality.issues and on_quality_issue:
+        on_quality_issue(quality.issues)
+    context = stage("context", build_context, report, params, data)
+    html = stage("html", render_html, report, params, context)
+    pdf = stage("pdf", render_report_pdf, report, html) if "pdf" in chosen else None
+    if pdf is not None:
+        check_pdf_quality(report, pdf, quality)
+    manifest = stage(
+        "publish",
+        _publish_stage,
+        report,
+        params,
+        store,
+        html,
+        pdf,
+        data,
+        quality,
+        fp,
+        timings,
+        chosen,
+    )
+    return {**manifest, "skipped": False}
+
+
+def _publish_stage(report, params, store, html, pdf, data, quality, fp, timings, formats):
+    return publish(
+        report,
+        params,
+        store,
+        html=html,
+        pdf=pdf,
+        data=data,
+        quality=quality,
+        fingerprint_=fp,
+        timings=timings,
+        formats=formats,
+    )
+
+
 def render_report(
     report: Report,
     raw_params: dict[str, Any],
@@ -298,39 +384,4 @@ def render_report(
     skip_unchanged: bool = False,
 ) -> dict[str, Any]:
     """Run every stage in this process and return the manifest (with `skipped` set)."""
-    timings: dict[str, float] = {}
-
-    def timed(stage: str, fn, *args):
-        started = time.perf_counter()
-        result = fn(*args)
-        timings[stage] = time.perf_counter() - started
-        return result
-
-    params = report.validate(raw_params)
-    chosen = choose_formats(report, formats)
-    data = timed("load", load_data, report, params)
-    fp = fingerprint(report, params, data, chosen)
-    if skip_unchanged and (existing := is_current(store, report, params, fp)):
-        return {**existing, "skipped": True}
-    quality = check_data_quality(report, data)
-    context = timed("context", build_context, report, params, data)
-    html = timed("html", render_html, report, params, context)
-    pdf = timed("pdf", render_report_pdf, report, html) if "pdf" in chosen else None
-    if pdf is not None:
-        check_pdf_quality(report, pdf, quality)
-    manifest = timed(
-        "publish",
-        lambda: publish(
-            report,
-            params,
-            store,
-            html=html,
-            pdf=pdf,
-            data=data,
-            quality=quality,
-            fingerprint_=fp,
-            timings=timings,
-            formats=chosen,
-        ),
-    )
-    return {**manifest, "skipped": False}
+    return run_stages(report, raw_params, store, formats=formats, skip_unchanged=skip_unchanged)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from reports.catalog import Report
+from reports.contracts import MONTH_PATTERN, anchored
 from reports.spec import ParameterSpec
 
 _TYPES = {
@@ -18,7 +19,7 @@ _TYPES = {
     "number": {"type": "number"},
     "boolean": {"type": "boolean"},
     "date": {"type": "string", "format": "date"},
-    "month": {"type": "string", "pattern": r"^\d{4}-(0[1-9]|1[0-2])$"},
+    "month": {"type": "string", "pattern": anchored(MONTH_PATTERN)},
 }
 
 
@@ -29,7 +30,7 @@ def parameter_property(report: Report, name: str, pspec: ParameterSpec) -> dict[
     if pspec.default is not None:
         schema["default"] = pspec.default
     if pspec.pattern:
-        schema["pattern"] = f"^(?:{pspec.pattern})$"
+        schema["pattern"] = anchored(pspec.pattern)
     choices = report.choices(name)
     if choices is not None:
         schema["enum"] = choices

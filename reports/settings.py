@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         le=MAX_ITEMS_PER_TASK,
         description="Items one render task run renders side by side (1: a task run per item).",
     )
+    max_batch_items: int = Field(
+        default=50_000, ge=1, description="Most items one batch may expand to."
+    )
     progress_cooldown_s: float = Field(
         default=2.0, ge=0, description="Minimum seconds between two progress-artifact writes."
     )

@@ -17,11 +17,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from reports.contracts import OUTPUT_FORMATS, OutputFormat
+from reports.contracts import MONTH_PATTERN, OUTPUT_FORMATS, OutputFormat
 from reports.errors import ParameterError, SpecError
 
 ParamType = Literal["string", "integer", "number", "boolean", "date", "month"]
-_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+_MONTH = re.compile(MONTH_PATTERN)
 _NAME = re.compile(r"[a-z][a-z0-9-]*")
 
 

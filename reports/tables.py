@@ -58,16 +58,23 @@ class Table:
         """Every row as UTF-8 CSV that a spreadsheet opens as data, never as formulas.
 
         Text cells and headings a spreadsheet would run as a formula get a leading `'`
-        (see `_FORMULA`); numeric, boolean and date columns are written unchanged, so -5
+        (see `_RISKY`); numeric, boolean and date columns are written unchanged, so -5
         stays a number. Text is quoted, as OWASP advises: a `;` inside a cell must not
         start a new cell in a spreadsheet that splits on `;`.
         """
-        frame = self.frame.copy(deep=False)  # the loader's frame is left as it was
-        for position in range(frame.shape[1]):
-            column = frame.iloc[:, position]
-            if _is_text(column.dtype):
-                frame.isetitem(position, _neutralised(column))
-        frame.columns = [_neutralised_text(name) for name in frame.columns]
+        frame = self.frame
+        changed = {}
+        for position, dtype in enumerate(frame.dtypes):
+            if _is_text(dtype):
+                column = frame.iloc[:, position]
+                if (safe := _neutralised(column)) is not column:
+                    changed[position] = safe
+        headings = [_neutralised_text(name) for name in frame.columns]
+        if changed or headings != list(frame.columns):
+            frame = frame.copy(deep=False)  # the loader's frame is left as it was
+            for position, column in changed.items():
+                frame.isetitem(position, column)
+            frame.columns = headings
         return frame.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC).encode("utf-8")
 
 
@@ -75,10 +82,12 @@ class Table:
 # TAB, CR or LF, or NUL (ASVS 1.2.10). Leading blanks do not protect: LibreOffice's "trim
 # spaces" import strips them first. Full-width ＝＋－＠ are included for East Asian
 # spreadsheets. A plain number such as "-5" or "+1.5e3" is no formula and stays as it is.
-_FORMULA = r"^(?:[\t\r\n\x00]|[\s\x00-\x1f\x7f]*[=+\-@\uff1d\uff0b\uff0d\uff20])"
-_PLAIN_NUMBER = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"
-_FORMULA_RE = re.compile(_FORMULA)
-_PLAIN_NUMBER_RE = re.compile(_PLAIN_NUMBER)
+_STARTS = r"(?:[\t\r\n\x00]|[\s\x00-\x1f\x7f]*[=+\-@\uff1d\uff0b\uff0d\uff20])"
+_RISKY = r"^(?![+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$)" + _STARTS
+_RISKY_RE = re.compile(_RISKY)
+# Cells joined by \x1f (a control character, so it is among the blanks above): one scan in C
+# tells whether any cell of a column may start a formula, the usual answer being no.
+_ANY_START_RE = re.compile(r"(?:^|\x1f)" + _STARTS)
 
 
 def _is_text(dtype: Any) -> bool:
@@ -94,11 +103,10 @@ def _neutralised(column: pd.Series) -> pd.Series:
     """`column` with a `'` before every text cell a spreadsheet would run; vectorised."""
     if isinstance(column.dtype, pd.CategoricalDtype):
         column = column.astype(object)
-    try:
-        text = column.str
-    except AttributeError:  # an object column holding no text at all
+    texts = [value for value in column.tolist() if isinstance(value, str)]
+    if not texts or not _ANY_START_RE.search("\x1f".join(texts)):
         return column
-    risky = text.match(_FORMULA, na=False) & ~text.match(_PLAIN_NUMBER, na=False)
+    risky = column.str.match(_RISKY, na=False)
     if not risky.any():
         return column
     column = column.copy()
@@ -107,7 +115,7 @@ def _neutralised(column: pd.Series) -> pd.Series:
 
 
 def _neutralised_text(value: Any) -> Any:
-    if isinstance(value, str) and _FORMULA_RE.match(value) and not _PLAIN_NUMBER_RE.match(value):
+    if isinstance(value, str) and _RISKY_RE.match(value):
         return "'" + value
     return value
 

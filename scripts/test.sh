@@ -4,6 +4,6 @@
 # server on 127.0.0.1:5432 is reachable. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh --test-tools
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"

@@ -75,7 +75,6 @@ from dashboard.api._outputs import (
     OutputFile,
     OutputLookupError,
     find_output,
-    item_parameters,
     list_outputs,
     read_output_file,
 )
@@ -147,7 +146,6 @@ __all__ = [
     "filter_choices",
     "find_output",
     "health",
-    "item_parameters",
     "kpis",
     "launchable_reports",
     "list_outputs",

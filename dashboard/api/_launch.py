@@ -20,10 +20,9 @@ from uuid import UUID
 import httpx
 
 from dashboard.api._connection import Api, one_line
+from reports.contracts import BATCH_FLOW, REPORT_FLOW
 
 PAGE = 200
-SINGLE_FLOW = "report"
-BATCH_FLOW = "batch"
 _REFUSED = {400, 409, 422}
 
 
@@ -59,7 +58,7 @@ def launchable_reports(api: Api) -> list[LaunchableReport]:
     """Every report with an on-demand deployment, sorted by title."""
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
-    flow_filter = FlowFilter(name=FlowFilterName(any_=[SINGLE_FLOW, BATCH_FLOW]))
+    flow_filter = FlowFilter(name=FlowFilterName(any_=[REPORT_FLOW, BATCH_FLOW]))
     with api.guard("report deployments"):
         flows = {f.id: f.name for f in api.client.read_flows(flow_filter=flow_filter)}
         deployments: list = []
@@ -76,7 +75,7 @@ def launchable_reports(api: Api) -> list[LaunchableReport]:
         report = (deployment.parameters or {}).get("report")
         # Only on-demand deployments: a scheduled batch fixes `over` and more.
         if (
-            flow not in (SINGLE_FLOW, BATCH_FLOW)
+            flow not in (REPORT_FLOW, BATCH_FLOW)
             or not report
             or set(deployment.parameters) != {"report"}
         ):
@@ -94,7 +93,7 @@ def launchable_reports(api: Api) -> list[LaunchableReport]:
         LaunchableReport(
             report=report,
             title=slot["title"],
-            single=slot.get(SINGLE_FLOW),
+            single=slot.get(REPORT_FLOW),
             batch=slot.get(BATCH_FLOW),
         )
         for report, slot in found.items()

@@ -9,12 +9,12 @@ finished output and is not listed. Readers get plain frozen values, fit for
 from __future__ import annotations
 
 import posixpath
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from reports.catalog import default_catalog
+from reports.contracts import ItemKey, item_key
 from reports.errors import ReportError
 from reports.store import OutputStore
 
@@ -49,7 +49,12 @@ class Output:
     @property
     def key(self) -> str:
         """The business key the batch and the runs page use: 'carrier=AA month=2013-07'."""
-        return " ".join(f"{k}={v}" for k, v in self.parameters.items())
+        return item_key(self.parameters)
+
+    @property
+    def label(self) -> str:
+        """The key for people: values as they are."""
+        return ItemKey.of(self.parameters).label
 
     @property
     def pdf(self) -> OutputFile | None:
@@ -106,25 +111,6 @@ def find_output(store_url: str, report: str, parameters: dict[str, Any]) -> Outp
     except (ReportError, OSError) as exc:
         raise OutputLookupError(f"outputs of {report} cannot be located: {exc}") from None
     return from_manifest(manifest) if manifest else None
-
-
-def item_parameters(report: str, key: str) -> dict[str, str]:
-    """The parameters behind a batch item key such as 'carrier=AA month=2013-07'.
-
-    Split at the report's own parameter names, so values that contain spaces or
-    '=' survive; raises `OutputLookupError` for a key that names none of them.
-    """
-    try:
-        names = list(default_catalog().get(report).spec.parameters)
-    except ReportError as exc:
-        raise OutputLookupError(f"outputs of {report} cannot be located: {exc}") from None
-    if not names:
-        return {}
-    starts = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
-    parts = re.split(rf"(?:^| )({starts})=", key)
-    if len(parts) < 3 or parts[0].strip():
-        raise OutputLookupError(f"{report}: batch item {key!r} names none of its parameters")
-    return dict(zip(parts[1::2], parts[2::2], strict=True))
 
 
 def read_output_file(store_url: str, file: OutputFile) -> bytes:

@@ -31,6 +31,7 @@ from dashboard.api._models import (
 )
 from dashboard.api._progress import batch_progress, latest_progress
 from dashboard.api._values import utc, word
+from reports.contracts import BATCH_FLOW
 
 PAGE = 200  # the API's largest page
 MAX_WORKER_POOLS = 3  # pools whose online workers are counted in one refresh
@@ -38,7 +39,6 @@ MAX_BATCHES = 20  # running batches shown
 HISTORY_BUCKETS = 24  # per window
 LATE_AFTER = timedelta(seconds=60)
 PARALLEL_READS = 4  # the server answers reads concurrently; more only queue there
-BATCH_FLOW = "batch"
 MAX_CALLS = 1 + 1 + MAX_WORKER_POOLS + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 2 + 1  # = 15
 
 _QUEUED = ("SCHEDULED", "PENDING")

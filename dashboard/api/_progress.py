@@ -1,27 +1,20 @@
 """Reading the batch flow's progress artifact, defensively.
 
 The batch flow writes one progress artifact whose `data` is the percent done and
-whose description reads "N of M done (S unchanged), K failed, ETA …" (or
-"…, took …" at the end; see flows/progress.py). Anything else yields what could be
-read and `None` for the rest: a changed text never breaks the page.
+whose description carries a `reports.contracts.ProgressSnapshot`: a sentence for
+people and the counts as data. The counts are read from the data, never parsed out
+of the sentence; an artifact without them (another flow's, or an older run's)
+yields its percent and `None` for the rest, so it never breaks the page.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from dashboard.api._models import BatchProgress
-
-_DESCRIPTION = re.compile(
-    r"(?P<done>\d+)\s+of\s+(?P<total>\d+)\s+done"
-    r"(?:\s*\((?P<unchanged>\d+)\s+unchanged\))?"
-    r"(?:,\s*(?P<failed>\d+)\s+failed)?"
-    r"(?:,\s*ETA\s+(?P<eta>[^,]+?))?"
-    r"(?:,\s*took\s+(?P<took>[^,]+?))?\s*$"
-)
+from reports.contracts import ProgressSnapshot, format_duration, sentence_of
 
 
 @dataclass(frozen=True)
@@ -31,27 +24,27 @@ class ParsedProgress:
     total: int | None = None
     unchanged: int | None = None
     failed: int | None = None
-    eta: str | None = None
-    took: str | None = None
+    eta: str | None = None  # "3 min 05 s", "pending"; None when finished or unknown
+    eta_s: float | None = None
+    sentence: str | None = None  # the description without its data
 
 
 def parse_progress(data: Any, description: str | None) -> ParsedProgress:
     percent = _percent(data)
-    match = _DESCRIPTION.search((description or "").strip())
-    if not match:
-        return ParsedProgress(percent=percent)
-    groups = match.groupdict()
-    done, total = int(groups["done"]), int(groups["total"])
-    if percent is None and total:
-        percent = round(100.0 * done / total, 1)
+    sentence = sentence_of(description) or None
+    snapshot = ProgressSnapshot.from_description(description)
+    if snapshot is None:
+        return ParsedProgress(percent=percent, sentence=sentence)
+    eta = None if snapshot.finished else ("pending" if snapshot.eta_s is None else None)
     return ParsedProgress(
-        percent=percent,
-        done=done,
-        total=total,
-        unchanged=int(groups["unchanged"]) if groups["unchanged"] else 0,
-        failed=int(groups["failed"]) if groups["failed"] else 0,
-        eta=groups["eta"],
-        took=groups["took"],
+        percent=snapshot.percent if percent is None else percent,
+        done=snapshot.done,
+        total=snapshot.total,
+        unchanged=snapshot.skipped,
+        failed=snapshot.failed,
+        eta=eta or (None if snapshot.finished else format_duration(snapshot.eta_s)),
+        eta_s=None if snapshot.finished else snapshot.eta_s,
+        sentence=sentence,
     )
 
 
@@ -82,7 +75,7 @@ def batch_progress(
         unchanged=parsed.unchanged,
         failed=parsed.failed,
         eta=parsed.eta,
-        description=description,
+        description=parsed.sentence,
     )
 
 

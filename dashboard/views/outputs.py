@@ -144,7 +144,7 @@ def _page() -> None:
         "Preview",
         dirs,
         key=_PREVIEW,
-        format_func=lambda d: by_dir[d].key,
+        format_func=lambda d: by_dir[d].label,
         help="Pick an output of this page (or a row in the table) to see its first page.",
     )
     previews.output_card(by_dir[shown], store_url, key="outputs_card")

@@ -20,7 +20,6 @@ from dashboard.api import (
     RunIdError,
     connect,
     find_output,
-    item_parameters,
     parse_progress,
     parse_run_id,
     run_detail,
@@ -28,6 +27,7 @@ from dashboard.api import (
 from dashboard.formatting import clock, duration, state_label
 from dashboard.run_controls import RunControlsTarget, run_controls
 from reports import get_settings
+from reports.contracts import BATCH_FLOW, BATCH_ITEMS, REPORT_FLOW, item_row_params
 
 LOG_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 LEVEL_ICONS = {"CRITICAL": "💥", "ERROR": "❌", "WARNING": "⚠️", "INFO": "ℹ️", "DEBUG": "🐞"}
@@ -288,8 +288,9 @@ def _artifacts(artifacts: tuple[ArtifactView, ...]) -> None:
     for artifact in artifacts:
         title = artifact.key or artifact.type
         if artifact.type == "progress":
-            value = parse_progress(artifact.data, artifact.description).percent or 0.0
-            st.progress(value / 100, text=f"{title}: {artifact.description or f'{value:.0f} %'}")
+            parsed = parse_progress(artifact.data, artifact.description)
+            value = parsed.percent or 0.0
+            st.progress(value / 100, text=f"{title}: {parsed.sentence or f'{value:.0f} %'}")
         elif artifact.type == "markdown":
             with st.container(border=True):
                 st.caption(_md(f"{title} — {artifact.description or 'markdown'}"))
@@ -317,10 +318,10 @@ def _artifacts(artifacts: tuple[ArtifactView, ...]) -> None:
 
 def _outputs(detail: RunDetail, store_url: str) -> None:
     head = detail.header
-    if head.flow == "batch" and head.report:
+    if head.flow == BATCH_FLOW and head.report:
         _batch_outputs(detail, head.report, store_url)
         return
-    if head.flow != "report" or not head.report:
+    if head.flow != REPORT_FLOW or not head.report:
         st.caption("Outputs are listed on `report` and `batch` runs; a chunk's are on its batch.")
         return
     raw = head.parameters.get("parameters") or {}
@@ -339,7 +340,7 @@ def _outputs(detail: RunDetail, store_url: str) -> None:
 
 
 def _batch_outputs(detail: RunDetail, report: str, store_url: str) -> None:
-    table = detail.artifact("table", "batch-items")
+    table = detail.artifact("table", BATCH_ITEMS)
     if table is None or not table.data:
         st.caption("The items table appears when the batch finishes.")
         return
@@ -365,18 +366,18 @@ def _batch_outputs(detail: RunDetail, report: str, store_url: str) -> None:
         width="stretch",
         key="run_items",
     )
-    done = [str(r.get("item")) for r in rows if r.get("status") != "failed"]
+    done = {str(r.get("item")): r for r in rows if r.get("status") != "failed"}
     if not done:
         st.caption("No item produced outputs.")
         return
     chosen = st.selectbox(
         "Preview an item's output",
-        done,
+        list(done),
         key="run_item_choice",
         help="Shows the first page, facts and downloads of one item of this batch.",
     )
     try:
-        output = find_output(store_url, report, item_parameters(report, chosen))
+        output = find_output(store_url, report, item_row_params(done[chosen]))
     except OutputLookupError as exc:
         st.error(str(exc))
         return

@@ -20,6 +20,10 @@ from prefect import flow, get_client
 from prefect.client.schemas.actions import ArtifactCreate
 from prefect.states import Completed, Failed, Running, Scheduled
 
+from reports.contracts import ProgressSnapshot
+
+# A running batch's progress, written the way the batch flow writes it.
+PROGRESS = ProgressSnapshot(total=12, rendered=2, skipped=1, failed=2, elapsed_s=60, eta_s=65)
 PROGRESS_TEXT = "5 of 12 done (1 unchanged), 2 failed, ETA 1 min 05 s"
 
 
@@ -112,7 +116,7 @@ def seeded(prefect_server):
                 key="carrier-monthly-batch-progress",
                 type="progress",
                 data=41.7,
-                description=PROGRESS_TEXT,
+                description=PROGRESS.description(),
                 flow_run_id=batch_run.id,
             )
         )

@@ -255,15 +255,13 @@ def test_missing_or_bad_url_is_one_line():
 @pytest.mark.parametrize(
     ("data", "text", "expected"),
     [
-        (41.7, "5 of 12 done (1 unchanged), 2 failed, ETA 1 min 05 s", (41.7, 5, 12, 1, 2)),
-        ("50", "6 of 12 done, 0 failed, ETA pending", (50.0, 6, 12, 0, 0)),
-        (100, "3 of 3 done, 1 failed, took 19 s", (100.0, 3, 3, 0, 1)),
-        (None, "1 of 4 done, 0 failed, ETA 3 s", (25.0, 1, 4, 0, 0)),
-        ("garbage", "loading data", (None, None, None, None, None)),
-        (250, None, (100.0, None, None, None, None)),
+        # A sentence without the snapshot's data (another flow's artifact): percent only.
+        (41.7, "5 of 12 done (1 unchanged), 2 failed, ETA 1 min 05 s", (41.7, None, None)),
+        ("garbage", "loading data", (None, None, None)),
+        (250, None, (100.0, None, None)),
+        ("nan", "<!-- reportrunner-progress {broken -->", (None, None, None)),
     ],
 )
-def test_progress_text_is_parsed_defensively(data, text, expected):
+def test_progress_without_its_data_is_read_defensively(data, text, expected):
     parsed = parse_progress(data, text)
-    got = (parsed.percent, parsed.done, parsed.total, parsed.unchanged, parsed.failed)
-    assert got == expected
+    assert (parsed.percent, parsed.done, parsed.total) == expected

@@ -192,9 +192,9 @@ def test_retry_only_the_failed_items_of_a_real_batch(deployed):
     new_id = None
     try:
         with connect() as api:
-            keys = actions.failed_items(api, run_id)
+            items = actions.failed_items(api, run_id)
             result = actions.retry_failed_items(api, ALICE, run_id)
-        assert keys == ["carrier=ZZ month=2013-04"]
+        assert items == [{"carrier": "ZZ", "month": "2013-04"}]
         assert result.ok, result.message
         assert "for the 1 failed item(s)" in result.message
         with get_client(sync_client=True) as client:

@@ -19,7 +19,7 @@ from PIL import Image
 from pypdf import PdfReader
 from streamlit.testing.v1 import AppTest
 
-from dashboard.api import OutputLookupError, find_output, item_parameters, list_outputs
+from dashboard.api import OutputLookupError, find_output, list_outputs
 from dashboard.previews import PREVIEW_WIDTH
 from reports.store import OutputStore
 
@@ -188,13 +188,3 @@ def test_store_reading_skips_damaged_manifests_and_locates_items(tmp_path, real_
     )
     with pytest.raises(OutputLookupError, match="unknown report 'nope'"):
         find_output(str(tmp_path), "nope", {})
-    assert item_parameters("carrier-monthly", "carrier=AS month=2013-07") == {
-        "carrier": "AS",
-        "month": "2013-07",
-    }
-    assert item_parameters("carrier-monthly", "carrier=A B=C month=2013-07") == {
-        "carrier": "A B=C",
-        "month": "2013-07",
-    }
-    with pytest.raises(OutputLookupError, match="names none of its parameters"):
-        item_parameters("carrier-monthly", "region=north")

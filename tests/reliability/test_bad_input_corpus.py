@@ -350,6 +350,15 @@ CASES = [
         "carrier-monthly: unknown parameter 'airline' to batch over",
     ),
     (
+        "batch-too-large",
+        Cli(
+            ("batch", "carrier-monthly", "--all", "carrier", "--all", "month"),
+            env={"REPORTRUNNER_MAX_BATCH_ITEMS": "100"},
+        ),
+        "carrier-monthly: the batch has 192 items, more than the 100 one batch may have "
+        "(REPORTRUNNER_MAX_BATCH_ITEMS); split it into several batches",
+    ),
+    (
         "batch-prefect-api-unreachable",
         Cli(("batch", "carrier-monthly", "--all", "carrier"), env={"PREFECT_API_URL": DOWN}),
         f"Prefect API at {DOWN} is unreachable: is the server running?",

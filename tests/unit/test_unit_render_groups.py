@@ -9,11 +9,12 @@ import pytest
 from flows.chunk_flow import ItemsFailed, _task_name
 from flows.retry import BACKOFF_FACTOR, JITTER_FACTOR, RETRIES, is_transient, retry_delay_s
 from reports import DataError
+from reports.contracts import Outcome
 
 OUTCOMES = [
-    {"key": "carrier=AA month=2013-01", "status": "rendered", "attempts": 1},
-    {"key": "carrier=ZZ month=2013-01", "status": "failed", "error": "no ZZ", "attempts": 1},
-    {"key": "carrier=ZZ month=2013-02", "status": "failed", "error": "no ZZ", "attempts": 1},
+    Outcome("carrier=AA month=2013-01", {"carrier": "AA", "month": "2013-01"}, "rendered"),
+    Outcome.failed({"carrier": "ZZ", "month": "2013-01"}, "no ZZ"),
+    Outcome.failed({"carrier": "ZZ", "month": "2013-02"}, "no ZZ"),
 ]
 
 

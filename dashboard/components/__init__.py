@@ -1,0 +1,32 @@
+"""Rendering pieces of the dashboard, grouped by what they show; they draw what the
+query layer returns and hold no state of their own."""
+
+from dashboard.components.batches import active_batches, batch_card, batch_text
+from dashboard.components.charts import DURATION_COLOURS, STATE_COLOURS, duration_chart, runs_chart
+from dashboard.components.insights import (
+    EXAMPLE_RUNS,
+    failure_group_card,
+    failure_spikes_list,
+    slow_runs_list,
+)
+from dashboard.components.runs_table import runs_table
+from dashboard.components.status import KPI_LABELS, api_banner, health_strip, kpi_tiles
+
+__all__ = [
+    "DURATION_COLOURS",
+    "EXAMPLE_RUNS",
+    "KPI_LABELS",
+    "STATE_COLOURS",
+    "active_batches",
+    "api_banner",
+    "batch_card",
+    "batch_text",
+    "duration_chart",
+    "failure_group_card",
+    "failure_spikes_list",
+    "health_strip",
+    "kpi_tiles",
+    "runs_chart",
+    "runs_table",
+    "slow_runs_list",
+]
