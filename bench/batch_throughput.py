@@ -74,6 +74,7 @@ def main() -> None:
 
     from deployments.deploy import deploy
     from deployments.prefect_server import PrefectServer
+    from deployments.processes import service_preexec, stop_process_group
     from deployments.worker import worker_command, worker_environment
     from reports.catalog import default_catalog
 
@@ -110,6 +111,7 @@ def main() -> None:
                 stdout=(work / "worker.log").open("wb"),
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=service_preexec(),  # SIGTERM stops it even if run in the background
             )
 
             def run_batch(label: str, **options) -> tuple[float, dict]:
@@ -153,11 +155,7 @@ def main() -> None:
             )
     finally:
         if worker is not None:
-            os.killpg(worker.pid, 15)
-            try:
-                worker.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, 9)
+            stop_process_group(worker, grace_s=20)
         server.stop()
 
     ideal_s = loop_s / cores

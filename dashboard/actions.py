@@ -12,17 +12,26 @@ one-line message) and records who did what to which target as a Prefect event
 
 from __future__ import annotations
 
-import json
 import logging
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from dashboard.api import EVENT_PREFIX, Api, ApiUnavailable, AuditEntry, one_line, read_audit
+from dashboard.api import (
+    EVENT_PREFIX,
+    Api,
+    ApiUnavailable,
+    AuditEntry,
+    failed_items,
+    one_line,
+    read_audit,
+)
 from dashboard.auth import OPERATOR, PermissionDenied, User, require
-from reports.contracts import BATCH_FLOW, BATCH_ITEMS, is_artifact_of_kind, item_row_params
+from prefect_api import actions as prefect_actions
+from reports.contracts import (
+    BATCH_FLOW,
+    deployment_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,32 +65,29 @@ def record(
     done to, in words ("carrier-monthly carrier=AA"). resource: the target's
     Prefect resource id when it has one ("prefect.flow-run.<uuid>").
     """
-    event = {
-        "id": str(uuid.uuid4()),
-        "occurred": datetime.now(UTC).isoformat(),
-        "event": f"{EVENT_PREFIX}{action}",
-        "resource": {
-            "prefect.resource.id": f"reportrunner.dashboard.user.{user.name}",
-            "prefect.resource.name": user.name,
-        },
-        "related": [
-            {
-                "prefect.resource.id": resource or f"reportrunner.target.{target}",
-                "prefect.resource.role": "target",
-                "prefect.resource.name": target,
-            }
-        ],
-        "payload": {
-            "user": user.name,
-            "role": user.role,
-            "target": target,
-            "outcome": outcome or ("ok" if ok else "failed"),
-            "message": one_line(message) or "",
-        },
-    }
     try:
-        response = api.client.request("POST", "/events", json=[event])  # type: ignore[arg-type]
-        response.raise_for_status()
+        prefect_actions.emit_event(
+            api,
+            f"{EVENT_PREFIX}{action}",
+            resource={
+                "prefect.resource.id": f"reportrunner.dashboard.user.{user.name}",
+                "prefect.resource.name": user.name,
+            },
+            related=[
+                {
+                    "prefect.resource.id": resource or f"reportrunner.target.{target}",
+                    "prefect.resource.role": "target",
+                    "prefect.resource.name": target,
+                }
+            ],
+            payload={
+                "user": user.name,
+                "role": user.role,
+                "target": target,
+                "outcome": outcome or ("ok" if ok else "failed"),
+                "message": one_line(message) or "",
+            },
+        )
     except Exception as exc:  # the action's own result must still reach the page
         log.warning("dashboard: audit event %s not recorded: %s", action, exc)
         return False
@@ -99,12 +105,12 @@ def audit_log(api: Api, limit: int = 100) -> list[AuditEntry]:
 def retry_run(api: Api, user: User, run_id: str) -> ActionResult:
     """Like the Prefect UI's Retry: AwaitingRetry, forced, on a finished unsuccessful run."""
 
-    def act(client: Any) -> ActionResult:
-        run = client.read_flow_run(run_id)
+    def act() -> ActionResult:
+        run = prefect_actions.read_run(api, run_id)
         reason = _not_retryable(run)
         if reason:
             return ActionResult(False, reason)
-        refusal, _ = _set_state(client, run, _awaiting_retry(), force=True)
+        refusal = prefect_actions.retry_run(api, run)
         if refusal:
             return ActionResult(False, refusal)
         return ActionResult(True, f"Retry of '{run.name}' queued: it will run again.")
@@ -114,18 +120,17 @@ def retry_run(api: Api, user: User, run_id: str) -> ActionResult:
 
 def cancel_run(api: Api, user: User, run_id: str) -> ActionResult:
     """Cancelling, which the worker turns into Cancelled once the run's process stops."""
-    from prefect.states import Cancelling
 
-    def act(client: Any) -> ActionResult:
-        run = client.read_flow_run(run_id)
-        kind = _state_type(run)
+    def act() -> ActionResult:
+        run = prefect_actions.read_run(api, run_id)
+        kind = prefect_actions.state_type(run)
         if kind not in CANCELLABLE:
             return ActionResult(
                 False,
                 f"'{run.name}' is {run.state_name or kind}: only runs not yet finished "
                 "can be cancelled.",
             )
-        refusal, now = _set_state(client, run, Cancelling(), force=False)
+        refusal, now = prefect_actions.cancel_run(api, run)
         if refusal:
             return ActionResult(False, refusal)
         if now == "CANCELLED":  # it had not started: nothing to stop
@@ -137,58 +142,21 @@ def cancel_run(api: Api, user: User, run_id: str) -> ActionResult:
 
 def delete_runs(api: Api, user: User, run_ids: Iterable[str]) -> ActionResult:
     """Delete flow runs with their logs and artifacts; runs already gone count as deleted."""
-    from prefect.exceptions import ObjectNotFound
-
     ids = list(dict.fromkeys(str(i) for i in run_ids))
     target = f"{len(ids)} run(s)" if len(ids) != 1 else f"run {ids[0]}"
 
-    def act(client: Any) -> ActionResult:
+    def act() -> ActionResult:
         if not ids:
             return ActionResult(False, "No runs selected to delete.")
         if len(ids) > MAX_DELETE:
             return ActionResult(False, f"Select at most {MAX_DELETE} runs to delete at once.")
-        for run_id in ids:
-            try:
-                client.delete_flow_run(uuid.UUID(run_id))
-            except ObjectNotFound:
-                continue
-        return ActionResult(True, f"Deleted {len(ids)} run(s).")
+        return ActionResult(True, f"Deleted {prefect_actions.delete_runs(api, ids)} run(s).")
 
     resource = f"prefect.flow-run.{ids[0]}" if len(ids) == 1 else None
     return _perform(api, user, "runs.delete", "Delete runs", (target, resource), act)
 
 
 # ---- batches ----------------------------------------------------------------------------
-
-
-def failed_items(api: Api, batch_run_id: str) -> list[dict[str, Any]]:
-    """The parameters of the items that failed in a batch run.
-
-    Read from the run's latest `<report>-batch-items` table artifact (its `params`
-    column; tables written before it existed give their keys back as text); raises
-    `ApiUnavailable` when the API fails.
-    """
-    from prefect.client.schemas.filters import (
-        ArtifactFilter,
-        ArtifactFilterFlowRunId,
-        ArtifactFilterType,
-    )
-    from prefect.client.schemas.sorting import ArtifactSort
-
-    with api.guard("the batch's item table"):
-        artifacts = api.client.read_artifacts(
-            artifact_filter=ArtifactFilter(
-                flow_run_id=ArtifactFilterFlowRunId(any_=[uuid.UUID(batch_run_id)]),
-                type=ArtifactFilterType(any_=["table"]),
-            ),
-            sort=ArtifactSort.CREATED_DESC,
-            limit=20,
-        )
-    table = next((a for a in artifacts if is_artifact_of_kind(a.key, BATCH_ITEMS)), None)
-    if table is None:
-        return []
-    rows = json.loads(table.data) if isinstance(table.data, str) else table.data
-    return [item_row_params(row) for row in rows or [] if row.get("status") == "failed"]
 
 
 def retry_failed_items(api: Api, user: User, batch_run_id: str) -> ActionResult:
@@ -199,9 +167,9 @@ def retry_failed_items(api: Api, user: User, batch_run_id: str) -> ActionResult:
     report's batch deployment with exactly the failed items.
     """
 
-    def act(client: Any) -> ActionResult:
-        run = client.read_flow_run(batch_run_id)
-        if client.read_flow(run.flow_id).name != BATCH_FLOW:
+    def act() -> ActionResult:
+        run = prefect_actions.read_run(api, batch_run_id)
+        if prefect_actions.flow_name(api, run) != BATCH_FLOW:
             return ActionResult(False, f"'{run.name}' is not a batch run.")
         reason = _not_retryable(run, need_deployment=False)
         if reason:
@@ -211,20 +179,22 @@ def retry_failed_items(api: Api, user: User, batch_run_id: str) -> ActionResult:
             return ActionResult(False, f"'{run.name}' recorded no failed items to retry.")
         count = f"{len(items)} failed item(s)"
         if run.deployment_id:
-            refusal, _ = _set_state(client, run, _awaiting_retry(), force=True)
+            refusal = prefect_actions.retry_run(api, run)
             if refusal:
                 return ActionResult(False, refusal)
             return ActionResult(True, f"Retrying {count} of '{run.name}'; unchanged items skip.")
         report = (run.parameters or {}).get("report")
-        deployment = _batch_deployment(client, report)
+        deployment = (
+            prefect_actions.read_deployment(api, deployment_name(BATCH_FLOW, report))
+            if report
+            else None
+        )
         if deployment is None:
             return ActionResult(
                 False, f"No batch deployment for report '{report}': run `reportrunner deploy`."
             )
-        new = client.create_flow_run_from_deployment(
-            deployment.id,
-            parameters={"report": report, "items": items},
-            tags=["retry-failed-items"],
+        new = prefect_actions.start_run(
+            api, deployment.id, {"report": report, "items": items}, tags=["retry-failed-items"]
         )
         return ActionResult(True, f"Started '{new.name}' for the {count} of '{run.name}'.")
 
@@ -237,12 +207,10 @@ def retry_failed_items(api: Api, user: User, batch_run_id: str) -> ActionResult:
 
 
 def set_pool_paused(api: Api, user: User, pool_name: str, paused: bool) -> ActionResult:
-    from prefect.client.schemas.actions import WorkPoolUpdate
-
     verb = "Paused" if paused else "Resumed"
 
-    def act(client: Any) -> ActionResult:
-        client.update_work_pool(pool_name, WorkPoolUpdate(is_paused=paused))
+    def act() -> ActionResult:
+        prefect_actions.set_pool_paused(api, pool_name, paused)
         return ActionResult(True, f"{verb} work pool '{pool_name}'.")
 
     action = "pool.pause" if paused else "pool.resume"
@@ -256,8 +224,8 @@ def set_queue_paused(
     verb = "Paused" if paused else "Resumed"
     name = queue_name or queue_id
 
-    def act(client: Any) -> ActionResult:
-        client.update_work_queue(uuid.UUID(queue_id), is_paused=paused)
+    def act() -> ActionResult:
+        prefect_actions.set_queue_paused(api, queue_id, paused)
         return ActionResult(True, f"{verb} work queue '{name}'.")
 
     action = "queue.pause" if paused else "queue.resume"
@@ -273,11 +241,8 @@ def set_deployment_paused(
     verb = "Paused" if paused else "Resumed"
     name = deployment_name or deployment_id
 
-    def act(client: Any) -> ActionResult:
-        if paused:
-            client.pause_deployment(deployment_id)
-        else:
-            client.resume_deployment(deployment_id)
+    def act() -> ActionResult:
+        prefect_actions.set_deployment_paused(api, deployment_id, paused)
         return ActionResult(True, f"{verb} deployment '{name}'.")
 
     action = "deployment.pause" if paused else "deployment.resume"
@@ -297,10 +262,8 @@ def set_schedule_active(
     verb = "Activated" if active else "Paused"
     name = deployment_name or deployment_id
 
-    def act(client: Any) -> ActionResult:
-        client.update_deployment_schedule(
-            uuid.UUID(deployment_id), uuid.UUID(schedule_id), active=active
-        )
+    def act() -> ActionResult:
+        prefect_actions.set_schedule_active(api, deployment_id, schedule_id, active)
         return ActionResult(True, f"{verb} a schedule of deployment '{name}'.")
 
     action = "schedule.resume" if active else "schedule.pause"
@@ -318,7 +281,7 @@ def _perform(
     action: str,
     label: str,
     target: tuple[str, str | None],
-    act: Callable[[Any], ActionResult],
+    act: Callable[[], ActionResult],
 ) -> ActionResult:
     """Check the role, act, audit the outcome; every failure becomes a one-line result."""
     what, resource = target
@@ -329,7 +292,7 @@ def _perform(
         return ActionResult(False, str(exc))
     try:
         with api.guard(f"{label.lower()} ({what})"):
-            result = act(api.client)
+            result = act()
     except ApiUnavailable as exc:
         result = ActionResult(False, str(exc))
     if not record(api, user, action, what, result.ok, result.message, resource):
@@ -337,31 +300,8 @@ def _perform(
     return result
 
 
-def _set_state(client: Any, run: Any, state: Any, force: bool) -> tuple[str | None, str]:
-    """(refusal or None, the state type the run is in now) after asking for `state`.
-
-    The server may answer a proposal with another state: Cancelling a run that has
-    not started is answered with Cancelled, which is what the operator wanted.
-    """
-    from prefect.client.schemas.responses import SetStateStatus
-
-    outcome = client.set_flow_run_state(run.id, state, force=force)
-    now = str(outcome.state.type.value) if outcome.state is not None else "UNKNOWN"
-    wanted = {str(state.type.value), *(("CANCELLED",) if state.type.value == "CANCELLING" else ())}
-    if outcome.status == SetStateStatus.ACCEPT or now in wanted:
-        return None, now
-    reason = getattr(outcome.details, "reason", None) or outcome.status.value
-    return one_line(f"The server refused the change of '{run.name}': {reason}"), now
-
-
-def _awaiting_retry() -> Any:
-    from prefect.states import AwaitingRetry
-
-    return AwaitingRetry()
-
-
 def _not_retryable(run: Any, need_deployment: bool = True) -> str | None:
-    kind = _state_type(run)
+    kind = prefect_actions.state_type(run)
     if kind not in RETRYABLE:
         return (
             f"'{run.name}' is {run.state_name or kind}: only failed, crashed or cancelled "
@@ -373,22 +313,6 @@ def _not_retryable(run: Any, need_deployment: bool = True) -> str | None:
             "up; start it again instead."
         )
     return None
-
-
-def _batch_deployment(client: Any, report: str | None) -> Any:
-    from prefect.exceptions import ObjectNotFound
-
-    if not report:
-        return None
-    try:
-        return client.read_deployment_by_name(f"{BATCH_FLOW}/{report}")
-    except ObjectNotFound:
-        return None
-
-
-def _state_type(run: Any) -> str:
-    kind = run.state_type
-    return str(getattr(kind, "value", kind) or "UNKNOWN")
 
 
 def _run_target(run_id: str) -> tuple[str, str]:

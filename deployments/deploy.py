@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from prefect import get_client
 from prefect.client.schemas.actions import (
     DeploymentScheduleCreate,
     GlobalConcurrencyLimitCreate,
@@ -31,6 +30,7 @@ from pydantic import ValidationError
 
 from deployments.topology import QUEUES, SQL_SOURCE_SLOTS, WORK_POOL
 from flows.limits import SQL_SOURCE_LIMIT
+from prefect_api import ApiConfig, connect
 from reports import ReportError, SpecError
 from reports.catalog import default_catalog
 from reports.schema import parameter_property, parameters_schema
@@ -149,7 +149,7 @@ def deployment_schema(spec: dict[str, Any]) -> dict[str, Any]:
     """The flow's signature schema, with `report`, `parameters` and `over` made specific."""
     flow = load_flow_from_entrypoint(spec["entrypoint"])
     schema = parameter_schema(flow).model_dump()
-    # An unknown parameter is refused when the run is created (HTTP 422), instead of
+    # An unknown parameter is refused when the run is created (HTTP 409), instead of
     # reaching the flow-run process, where it crashed the run without a message.
     schema["additionalProperties"] = False
     report_name = (spec.get("parameters") or {}).get("report")
@@ -338,7 +338,10 @@ def deploy(schedules_active: bool | None = None, path: Path = PREFECT_YAML) -> D
 
     result = DeployResult()
     specs = load_deployment_specs(path, skipped=result.skipped)
-    with get_client(sync_client=True) as client:
+    webhook = get_settings().failure_webhook_url
+    # A command may wait out a server that is busy: Prefect's usual retries, not a page's.
+    with connect(ApiConfig.from_env(timeout_s=30, retries=3)) as api:
+        client = api.client
         ensure_infrastructure(client, result)
         for spec in specs:
             try:
@@ -346,8 +349,7 @@ def deploy(schedules_active: bool | None = None, path: Path = PREFECT_YAML) -> D
             except ReportError as exc:  # a broken report must not stop the good ones
                 result.skipped.append(f"deployment {spec['name']}: {exc}")
         result.notes.append(ensure_zombie_detection(client))
-    webhook = get_settings().failure_webhook_url
-    result.notes.append(
-        ensure_failure_notifications(webhook.get_secret_value() if webhook else None)
-    )
+        result.notes.append(
+            ensure_failure_notifications(webhook.get_secret_value() if webhook else None, client)
+        )
     return result

@@ -64,38 +64,45 @@ _BODY = """\
 {% set link = flow_run | ui_url %}{% if link %}{{ link }}{% else %}FALLBACK_LINK{% endif %}"""
 
 
-def ensure_failure_notifications(webhook_url: str | None) -> str:
+def ensure_failure_notifications(webhook_url: str | None, client: Any = None) -> str:
     """Make failed/crashed `report` and `batch` runs post to `webhook_url`; None removes that.
 
-    Works against the active Prefect API (PREFECT_API_URL). Returns one line saying
-    what changed, for the deploy summary; the URL itself is never part of it.
+    `client`: a Prefect sync client (`prefect_api.connect(...).client`); without one, a
+    connection to the active API is opened. Returns one line saying what changed, for
+    the deploy summary; the URL itself is never part of it.
     """
-    from prefect import get_client
+    if client is None:
+        from prefect_api import connect
 
-    with get_client(sync_client=True) as client:
-        automations = client.read_automations_by_name(AUTOMATION_NAME)
-        if not webhook_url:
-            for automation in automations:
-                client.delete_automation(automation.id)
-            removed_block = _delete_block(client)
-            if automations or removed_block:
-                return f"failure notifications: no webhook set; removed {AUTOMATION_NAME!r}"
-            return "failure notifications: no webhook set; none configured"
+        with connect() as api:
+            return _ensure(api.client, webhook_url)
+    return _ensure(client, webhook_url)
 
-        block_id, block_changed = _save_block(webhook_url)
-        desired = _automation(block_id)
-        for extra in automations[1:]:  # self-heal duplicates made by hand
-            client.delete_automation(extra.id)
-        if not automations:
-            client.create_automation(desired)
-            return f"failure notifications: created {AUTOMATION_NAME!r} → block {BLOCK_NAME!r}"
-        current = automations[0]
-        if _comparable(current) != _comparable(desired):
-            client.update_automation(current.id, desired)
-            return f"failure notifications: updated {AUTOMATION_NAME!r}"
-        if block_changed or len(automations) > 1:
-            return f"failure notifications: updated {BLOCK_NAME!r}"
-        return f"failure notifications: {AUTOMATION_NAME!r} unchanged"
+
+def _ensure(client: Any, webhook_url: str | None) -> str:
+    automations = client.read_automations_by_name(AUTOMATION_NAME)
+    if not webhook_url:
+        for automation in automations:
+            client.delete_automation(automation.id)
+        removed_block = _delete_block(client)
+        if automations or removed_block:
+            return f"failure notifications: no webhook set; removed {AUTOMATION_NAME!r}"
+        return "failure notifications: no webhook set; none configured"
+
+    block_id, block_changed = _save_block(webhook_url)
+    desired = _automation(block_id)
+    for extra in automations[1:]:  # self-heal duplicates made by hand
+        client.delete_automation(extra.id)
+    if not automations:
+        client.create_automation(desired)
+        return f"failure notifications: created {AUTOMATION_NAME!r} → block {BLOCK_NAME!r}"
+    current = automations[0]
+    if _comparable(current) != _comparable(desired):
+        client.update_automation(current.id, desired)
+        return f"failure notifications: updated {AUTOMATION_NAME!r}"
+    if block_changed or len(automations) > 1:
+        return f"failure notifications: updated {BLOCK_NAME!r}"
+    return f"failure notifications: {AUTOMATION_NAME!r} unchanged"
 
 
 def _block(webhook_url: str) -> CustomWebhookNotificationBlock:

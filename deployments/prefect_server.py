@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from deployments.processes import stop_process_group
 
 
 def free_port() -> int:
@@ -131,12 +132,8 @@ class PrefectServer:
         self.stop()
         raise RuntimeError(f"Prefect server not ready after {timeout:.0f} s; see {log_path}")
 
-    def stop(self, grace: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(5)
+    def stop(self, grace: float = 10.0) -> float:
+        """SIGTERM, SIGKILL after `grace`; the seconds it took (0 when not running)."""
+        if self.process is None:
+            return 0.0
+        return stop_process_group(self.process, grace)

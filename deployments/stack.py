@@ -9,8 +9,6 @@ started within 15 s (SIGTERM, then SIGKILL after a grace period). Logs go to fil
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import signal
 import subprocess
@@ -24,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from deployments.prefect_server import PrefectServer
+from deployments.processes import service_preexec, stop_process_group
 from deployments.worker import worker_command, worker_environment
 from reports.settings import PROJECT_ROOT, Settings
 
@@ -36,18 +35,8 @@ class Service:
     process: subprocess.Popen
     log_path: Path
 
-    def terminate(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-
-    def kill_after(self, deadline: float) -> None:
-        try:
-            self.process.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(5)
+    def stop(self) -> None:
+        stop_process_group(self.process, GRACE_S)
 
 
 @dataclass
@@ -71,7 +60,7 @@ class Stack:
             port=self.prefect_port,
             ui=True,
             log_path=self.logs / "prefect-server.log",
-            preexec_fn=die_with_parent,
+            preexec_fn=service_preexec(),
         )
         self.say(f"starting Prefect server (log: {self.server.log_path}) …")
         self.server.start(timeout=180)
@@ -119,7 +108,9 @@ class Stack:
             stderr=subprocess.STDOUT,
             cwd=PROJECT_ROOT,
             start_new_session=True,
-            preexec_fn=die_with_parent,
+            # Default SIGINT even when `up` runs in the background: Prefect's worker stops
+            # on SIGTERM by sending itself SIGINT, which an inherited SIG_IGN swallows.
+            preexec_fn=service_preexec(),
         )
         service = Service(name, process, log_path)
         self.services.append(service)
@@ -140,10 +131,7 @@ class Stack:
 
     def stop(self) -> None:
         """Stop every service in parallel: SIGTERM to each process group, SIGKILL after grace."""
-        deadline = time.monotonic() + GRACE_S
-        for service in reversed(self.services):
-            service.terminate()
-        threads = [threading.Thread(target=s.kill_after, args=(deadline,)) for s in self.services]
+        threads = [threading.Thread(target=s.stop) for s in reversed(self.services)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -187,9 +175,3 @@ def interruptible():
 def restore_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def die_with_parent() -> None:
-    """In a child: receive SIGTERM when `up` dies, even by SIGKILL, so nothing is orphaned."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG

@@ -4,9 +4,11 @@ Prefect's own default is no limit on concurrent flow runs; a worker here runs at
 most one flow run per core (each chunk already renders on several processes).
 
 `reportrunner worker` supervises Prefect's worker as a child process instead of
-becoming it: Prefect's graceful stop is unbounded (it waits for its flow runs and
-for the API) and was seen to do nothing at all, so one SIGTERM here ends the worker
-and its flow runs within `STOP_GRACE_S` plus a second, whatever the worker does.
+becoming it. Prefect's own stop on SIGTERM (it sends itself SIGINT) is unbounded: it
+waits for the API and for its flow runs. And it did nothing at all where the worker
+inherited SIGINT ignored (a CI runner, `cmd &` in a script), so the child gets SIGINT
+back to default. One SIGTERM ends the worker and its flow runs within `STOP_GRACE_S`
+plus about a second, whatever the worker does.
 """
 
 from __future__ import annotations
@@ -116,13 +118,13 @@ def _run_until_stopped(
             os.kill(child.pid, signal.SIGINT)
         held = descendants(child.pid)
         if len(requests) > 1 or time.monotonic() >= deadline:
-            killed = kill_tree(child.pid)
+            others = max(kill_tree(child.pid) - 1, 0)
             child.wait()
             why = "a second signal" if len(requests) > 1 else f"{grace_s:.0f} s"
+            what = f" and {others} process(es) it started" if others else ""
             say(
-                f"reportrunner worker: forced stop after {why}: killed the Prefect worker "
-                f"and {max(killed - 1, 0)} process(es) it started; runs it held will be "
-                "marked Crashed when their heartbeats stop"
+                f"reportrunner worker: forced stop after {why}: killed the Prefect worker{what}; "
+                "runs it held are marked Crashed once their heartbeats stop"
             )
             return EXIT_FORCED_STOP
     # Flow-run processes the worker left behind when it exited are orphans now: end them.

@@ -45,10 +45,10 @@ from flows import render_pool
 from flows.artifacts import publish_batch_artifacts
 from flows.chunk_flow import render_chunk
 from flows.chunk_results import read_outcomes
-from flows.items import expand_items, split_chunks
+from flows.items import check_items, expand_items, split_chunks
 from flows.parameters import ChunkSize, ItemsPerTask, Parallelism, ReportName
 from flows.progress import ProgressTracker
-from reports import OutputStore, get_settings, jobs
+from reports import OutputStore, ReportError, get_settings, jobs
 from reports.catalog import default_catalog
 from reports.contracts import (
     BATCH_FLOW,
@@ -116,23 +116,34 @@ def batch(
     )
     progress.start()
 
-    # Items whose outputs are current are settled here, so an unchanged batch starts
-    # no chunk flow runs and no render processes at all.
-    current = [False] * len(expanded) if force else plan_items(report, expanded, output_url)
+    # Each item is validated once, here: a bad one fails alone before any planning or
+    # rendering. Items whose outputs are current are settled next, so an unchanged
+    # batch starts no chunk flow runs and no render processes at all.
     outcomes: dict[int, Outcome] = {}
-    for index, item in enumerate(expanded):
-        if current[index]:
-            outcomes[index] = Outcome.skipped(item)
-            progress.record("skipped")
+    typed: dict[int, dict[str, Any] | None] = {}
+    for index, checked in enumerate(check_items(definition, expanded)):
+        if isinstance(checked, ReportError):
+            outcomes[index] = Outcome.failed(expanded[index], str(checked))
+            progress.record("failed")
+        else:
+            typed[index] = checked
+    invalid = len(outcomes)
+    if not force:
+        current = plan_items(report, list(typed.values()), output_url)
+        for index, is_current in zip(list(typed), current, strict=True):
+            if is_current:
+                outcomes[index] = Outcome.skipped(expanded[index])
+                progress.record("skipped")
     todo = [index for index in range(len(expanded)) if index not in outcomes]
     chunks = split_chunks([expanded[i] for i in todo], chunk_size or settings.chunk_size)
     remote = _spread_over_workers(chunk_runs, len(chunks))
     logger.info(
-        "%s: %d items, %d current, %d to render in %d chunk(s) %s, %d render processes, "
-        "outputs in %s",
+        "%s: %d items, %d invalid, %d current, %d to render in %d chunk(s) %s, "
+        "%d render processes, outputs in %s",
         report,
         len(expanded),
-        len(outcomes),
+        invalid,
+        len(outcomes) - invalid,
         len(todo),
         len(chunks),
         "on workers" if remote else "in this process",
@@ -153,12 +164,12 @@ def batch(
 
 
 @task(name="plan", cache_policy=NO_CACHE, persist_result=False)
-def plan_items(report: str, items: list[dict[str, Any]], output_url: str) -> list[bool]:
-    """For each item: are its outputs present and made from the same inputs?
+def plan_items(report: str, items: list[dict[str, Any] | None], output_url: str) -> list[bool]:
+    """For each validated item: are its outputs present and made from the same inputs?
 
     A check is a cached-data lookup and a manifest read (none at all for an item never
     rendered), done in this process: render processes would only take the cores
-    from it.
+    from it. An item that could not be validated yet (None) is left to the render step.
     """
     return [jobs.is_item_current(report, item, output_url) for item in items]
 

@@ -10,7 +10,7 @@ import itertools
 import math
 from typing import Any
 
-from reports import ParameterError, Report
+from reports import ParameterError, Report, ReportError
 
 ALL = "*"  # in `over`, stands for every value of the dimension
 
@@ -96,6 +96,27 @@ def expand_items(
             }
         )
     return expanded
+
+
+Checked = dict[str, Any] | ReportError | None
+
+
+def check_items(report: Report, items: list[dict[str, Any]]) -> list[Checked]:
+    """Each item validated once, where the batch expands.
+
+    For each item: its typed parameters (defaults filled in), the ReportError that
+    fails it alone, or None when validation could not run (its choices live in a
+    source that did not answer): the render step, which retries, decides then.
+    """
+    checked: list[Checked] = []
+    for item in items:
+        try:
+            checked.append(report.validate(item))
+        except ReportError as error:
+            checked.append(error)
+        except Exception:
+            checked.append(None)
+    return checked
 
 
 def _check_size(report: Report, count: int) -> None:

@@ -1,7 +1,7 @@
 """The flows' run parameters as bounded types.
 
 Prefect builds each deployment's enforced parameter schema from these annotations
-(so the API refuses `formats: ["exe"]` or `max_parallel: -1` with 422 before a run
+(so the API refuses `formats: ["exe"]` or `max_parallel: -1` with HTTP 409 before a run
 exists) and validates them again when a run starts without a deployment.
 """
 

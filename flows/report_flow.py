@@ -67,8 +67,7 @@ def report(
     def run_stage(name: str, fn: Callable[..., Any], *args: Any) -> Any:
         # Loading holds a slot of the SQL source limit; every stage retries on its own.
         with source_slot(report) if name == "load" else nullcontext():
-            task_name = TASK_NAMES[name]
-            result = stage_task.with_options(name=task_name, task_run_name=task_name)(fn, *args)
+            result = stage_task.with_options(name=TASK_NAMES[name])(fn, *args)
         done = 100 * (STAGES.index(name) + 1) / len(STAGES)
         update_progress_artifact(progress, done, description=f"{name} done")
         return result

@@ -27,7 +27,16 @@ from reports.spec import ReportSpec, load_spec, range_values
 from reports.templating import LAYOUT_DIR
 
 TEMPLATE = "template.html.j2"
-_ENGINE_FILES = ("render.py", "pdf.py", "tables.py", "charts.py", "templating.py")
+# Engine modules that shape the outputs: a change to any of them re-renders every item.
+_ENGINE_FILES = (
+    "render.py",
+    "pdf.py",
+    "tables.py",
+    "charts.py",
+    "templating.py",
+    "fetcher.py",
+    "html_output.py",
+)
 
 
 @dataclass

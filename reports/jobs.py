@@ -41,11 +41,15 @@ def ready() -> None:
     """A no-op: submitting it makes a new render process import everything up front."""
 
 
-def is_item_current(report_name: str, params: dict[str, Any], output_url: str) -> bool:
-    """True when the item's outputs exist and were made from the same inputs (any process)."""
+def is_item_current(report_name: str, typed: dict[str, Any] | None, output_url: str) -> bool:
+    """True when the item's outputs exist and were made from the same inputs (any process).
+
+    `typed`: the item's validated parameters (None: not validated, so not known current).
+    """
+    if typed is None:
+        return False
     try:
         report = default_catalog().get(report_name)
-        typed = report.validate(params)
         store = OutputStore(output_url)
         manifest = store.read_manifest(store.item_dir(report.name, typed))
         if manifest is None:

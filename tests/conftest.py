@@ -133,3 +133,56 @@ def output_root(settings) -> Path:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     return root
+
+
+# ---- no process started by the tests outlives the session --------------------------------
+
+
+class _LeftoverProcessGuard:
+    """Kills and reports processes the tests started that are still alive at the end.
+
+    Every process the tests start inherits this session's home in its environment
+    (REPORTRUNNER_HOME, REPORTRUNNER_CATALOG_DIR) or names it on its command line. A
+    leftover fails the run (exit status 1) with one line per process, after all other
+    results; the processes are SIGKILLed so that they cannot disturb the next run.
+    """
+
+    @pytest.hookimpl(trylast=True)  # after pytest's own hook has stopped session fixtures
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from deployments.processes import kill_pids, proc_stat, processes_with
+
+        leftovers = {}
+        for pid in processes_with(str(SESSION_HOME)):
+            stat = proc_stat(pid)
+            command = _command_line(pid)
+            # This process's own multiprocessing helpers end with it (atexit), not before.
+            if stat and not (stat.ppid == os.getpid() and "multiprocessing" in command):
+                leftovers[pid] = (stat.start, command)
+        if not leftovers:
+            return
+        kill_pids({pid: start for pid, (start, _) in leftovers.items()})
+        title = f"{len(leftovers)} process(es) started by the tests outlived the session (killed)"
+        lines = [f"pid {pid}: {command[:160]}" for pid, (_, command) in sorted(leftovers.items())]
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:
+            import sys
+
+            print("\n".join([f"LEFTOVER PROCESSES: {title}", *lines]), file=sys.stderr)
+        else:
+            reporter.line("")  # off the progress line
+            reporter.write_sep("!", f"LEFTOVER PROCESSES: {title}", red=True, bold=True)
+            for line in lines:
+                reporter.write_line(line, red=True)
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except (OSError, UnicodeDecodeError):
+        return "?"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_LeftoverProcessGuard(), "reportrunner-leftover-processes")

@@ -11,7 +11,7 @@ failure leaves as `ApiUnavailable` with a one-line message. Outputs are read fro
 the output store's manifests, not from Prefect (`list_outputs`, `find_output`).
 """
 
-from dashboard.api._connection import Api, ApiConfig, ApiUnavailable, connect, one_line
+from dashboard.api._batches import failed_items
 from dashboard.api._detail import (
     MAX_DETAIL_CALLS,
     ArtifactView,
@@ -88,6 +88,7 @@ from dashboard.api._overview import (
 )
 from dashboard.api._progress import ParsedProgress, parse_progress
 from dashboard.api._runs import filter_choices, runs_page
+from prefect_api import Api, ApiConfig, ApiUnavailable, connect, one_line
 
 __all__ = [
     "EVENT_PREFIX",
@@ -143,6 +144,7 @@ __all__ = [
     "active_batches",
     "connect",
     "create_run",
+    "failed_items",
     "filter_choices",
     "find_output",
     "health",

@@ -16,10 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from dashboard.api._connection import Api, one_line
 from dashboard.api._models import BatchProgress
 from dashboard.api._progress import batch_progress
-from dashboard.api._values import utc, word
+from prefect_api import Api, one_line, utc, word
 
 PAGE = 200  # the API's largest page
 MAX_DETAIL_CALLS = 1 + 1 + 1 + 1 + 1 + 2 + 3 + 2 + 1  # = 13

@@ -21,7 +21,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dashboard.api._connection import Api, one_line
 from dashboard.api._models import (
     FailureGroup,
     FailureSpike,
@@ -32,7 +31,7 @@ from dashboard.api._models import (
     SlowRun,
     Window,
 )
-from dashboard.api._values import utc, word
+from prefect_api import Api, one_line, utc, word
 
 PAGE = 200  # the API's largest page
 REPORT_FLOW = "report"  # its runs are labelled by the report alone

@@ -19,7 +19,7 @@ from uuid import UUID
 
 import httpx
 
-from dashboard.api._connection import Api, one_line
+from prefect_api import Api, one_line
 from reports.contracts import BATCH_FLOW, REPORT_FLOW
 
 PAGE = 200

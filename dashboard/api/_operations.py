@@ -11,8 +11,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from dashboard.api._connection import Api
-from dashboard.api._values import utc, word
+from prefect_api import (
+    Api,
+    actions,
+    flow_names,
+    pool_status,
+    read_pools,
+    read_queues,
+    read_workers,
+    utc,
+    word,
+)
 
 PAGE = 200
 MAX_WORKER_POOLS = 10
@@ -91,15 +100,15 @@ def operations(api: Api) -> Operations:
     """Everything the operations page lists, in a bounded number of calls."""
     notes: list[str] = []
     with api.guard("work pools and queues"):
-        pools = sorted(api.client.read_work_pools(limit=PAGE), key=lambda p: p.name)
-        queues = api.client.read_work_queues(limit=PAGE)
+        pools = read_pools(api, notes)
+        queues = read_queues(api, notes)
     with api.guard("deployments"):
         deployments = api.client.read_deployments(limit=PAGE)
-        flows = _flow_names(api, {d.flow_id for d in deployments})
+        flows = flow_names(api, {d.flow_id for d in deployments})
     workers: list[WorkerRow] = []
     with api.guard("workers"):
         for pool in pools[:MAX_WORKER_POOLS]:
-            for worker in api.client.read_workers_for_work_pool(pool.name, limit=PAGE):
+            for worker in read_workers(api, pool.name):
                 workers.append(
                     WorkerRow(
                         name=worker.name,
@@ -110,9 +119,8 @@ def operations(api: Api) -> Operations:
                 )
     if len(pools) > MAX_WORKER_POOLS:
         notes.append(f"workers are listed for the first {MAX_WORKER_POOLS} work pools only")
-    for what, rows in (("work pools", pools), ("queues", queues), ("deployments", deployments)):
-        if len(rows) >= PAGE:
-            notes.append(f"only the first {PAGE} {what} are shown")
+    if len(deployments) >= PAGE:
+        notes.append(f"only the first {PAGE} deployments are shown")
     pool_names = {p.id: p.name for p in pools}
     return Operations(
         pools=[
@@ -120,7 +128,7 @@ def operations(api: Api) -> Operations:
                 id=str(p.id),
                 name=p.name,
                 type=p.type,
-                status="PAUSED" if p.is_paused else (word(p.status) or "NOT_READY"),
+                status=pool_status(p),
                 paused=bool(p.is_paused),
                 concurrency_limit=p.concurrency_limit,
             )
@@ -162,22 +170,9 @@ def operations(api: Api) -> Operations:
 
 def read_audit(api: Api, limit: int = 100) -> list[AuditEntry]:
     """Dashboard actions recorded as Prefect events, newest first (at most `limit`)."""
-    body = {
-        "filter": {"event": {"prefix": [EVENT_PREFIX]}, "order": "DESC"},
-        "limit": min(limit, EVENT_PAGE),
-    }
-    entries: list[AuditEntry] = []
     with api.guard("the audit log"):
-        page = api.post("/events/filter", body)
-        while True:
-            entries += [_audit_entry(e) for e in page.get("events") or []]
-            following = page.get("next_page")
-            if len(entries) >= limit or not following:
-                break
-            response = api.client.request("GET", following)  # type: ignore[arg-type]
-            response.raise_for_status()
-            page = response.json()
-    return entries[:limit]
+        events = actions.read_events(api, EVENT_PREFIX, limit, page_size=min(limit, EVENT_PAGE))
+    return [_audit_entry(event) for event in events]
 
 
 def _audit_entry(event: dict[str, Any]) -> AuditEntry:
@@ -192,17 +187,6 @@ def _audit_entry(event: dict[str, Any]) -> AuditEntry:
         outcome=str(payload.get("outcome") or "?"),
         message=str(payload.get("message") or ""),
     )
-
-
-def _flow_names(api: Api, flow_ids: set) -> dict:
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterId
-
-    if not flow_ids:
-        return {}
-    flows = api.client.read_flows(
-        flow_filter=FlowFilter(id=FlowFilterId(any_=list(flow_ids))), limit=PAGE
-    )
-    return {f.id: f.name for f in flows}
 
 
 def _schedule(item: Any) -> ScheduleRow:

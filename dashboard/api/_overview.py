@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dashboard.api import _insights
-from dashboard.api._connection import Api, ApiUnavailable
 from dashboard.api._models import (
     ActiveBatches,
     Health,
@@ -30,7 +29,16 @@ from dashboard.api._models import (
     WindowStats,
 )
 from dashboard.api._progress import batch_progress, latest_progress
-from dashboard.api._values import utc, word
+from prefect_api import (
+    Api,
+    ApiUnavailable,
+    late_runs,
+    needs_worker,
+    pool_status,
+    read_pools,
+    read_workers,
+    utc,
+)
 from reports.contracts import BATCH_FLOW
 
 PAGE = 200  # the API's largest page
@@ -88,36 +96,32 @@ def overview(api: Api, window: Window) -> Overview:
 
 def health(api: Api) -> Health:
     """API reachable, work pools with status and online workers, late runs."""
-    error = api.client.api_healthcheck()  # returns the error instead of raising
+    error = api.health_error()
     if error is not None:
         raise ApiUnavailable(api.message("the health check", error))
     now = datetime.now(UTC)
     notes: list[str] = []
     with api.guard("work pools"):
-        pools = sorted(api.client.read_work_pools(limit=PAGE), key=lambda p: p.name)
-        if len(pools) >= PAGE:
-            notes.append(f"only the first {PAGE} work pools are shown")
         counted = 0
         result = []
-        for pool in pools:
-            needs_worker = not (pool.is_push_pool or pool.is_managed_pool)
+        for pool in read_pools(api, notes):
             online = None
-            if needs_worker and counted < MAX_WORKER_POOLS:
-                online = _online_workers(api, pool.name)
+            if needs_worker(pool) and counted < MAX_WORKER_POOLS:
+                online = len(read_workers(api, pool.name, online_only=True))
                 counted += 1
             result.append(
                 PoolHealth(
                     name=pool.name,
                     type=pool.type,
-                    status=word(pool.status) or ("PAUSED" if pool.is_paused else "NOT_READY"),
-                    needs_worker=needs_worker,
+                    status=pool_status(pool),
+                    needs_worker=needs_worker(pool),
                     online_workers=online,
                 )
             )
         if counted == MAX_WORKER_POOLS and any(p.online_workers is None for p in result):
             notes.append(f"workers are counted for the first {MAX_WORKER_POOLS} pools only")
     with api.guard("late runs"):
-        late = api.client.count_flow_runs(flow_run_filter=_late_filter(now - LATE_AFTER))
+        late, _ = late_runs(api, now - LATE_AFTER)
     return Health(
         api_ok=True,
         api_url=api.config.safe_url,
@@ -213,32 +217,6 @@ def active_batches(api: Api, limit: int = MAX_BATCHES) -> ActiveBatches:
 
 
 # ---- helpers --------------------------------------------------------------------------
-
-
-def _online_workers(api: Api, pool: str) -> int:
-    from prefect.client.schemas.filters import WorkerFilter, WorkerFilterStatus
-
-    workers = api.client.read_workers_for_work_pool(
-        pool, worker_filter=WorkerFilter(status=WorkerFilterStatus(any_=["ONLINE"])), limit=PAGE
-    )
-    return len(workers)
-
-
-def _late_filter(cutoff: datetime) -> Any:
-    """State Late, or still waiting to start past `cutoff` (as `reportrunner status`)."""
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterNextScheduledStartTime,
-        FlowRunFilterState,
-        FlowRunFilterStateName,
-    )
-    from prefect.client.schemas.filters import Operator as FilterOperator
-
-    return FlowRunFilter(
-        operator=FilterOperator.or_,
-        state=FlowRunFilterState(name=FlowRunFilterStateName(any_=["Late"])),
-        next_scheduled_start_time=FlowRunFilterNextScheduledStartTime(before_=cutoff),
-    )
 
 
 def _window_stats(

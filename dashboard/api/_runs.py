@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboard.api._connection import Api
 from dashboard.api._models import FilterChoices, RunQuery, RunRow, RunsPage
 from dashboard.api._progress import latest_progress
-from dashboard.api._values import utc, word
+from prefect_api import Api, utc, word
 
 PAGE = 200
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ import pytest
 from e2e.browsing import DESKTOP
 
 from deployments.prefect_server import free_port
-from deployments.stack import die_with_parent
+from deployments.processes import die_with_parent, stop_process_group
 
 E2E = Path(__file__).resolve().parent
 AXE_SCRIPT = E2E / "node_modules" / "axe-core" / "axe.min.js"
@@ -155,12 +154,7 @@ def stack(settings, tmp_path_factory, chromium_path, axe_script) -> Iterator[Liv
             log_dir=home / "logs",
         )
     finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(up.pid, signal.SIGKILL)
-            up.wait(5)
+        stop_process_group(up, grace_s=30)  # SIGTERM; its stop time is test_stack.py's subject
 
 
 @pytest.fixture

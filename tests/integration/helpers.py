@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -51,17 +52,32 @@ def task_runs_of(flow_run_ids: list[UUID]) -> list:
 
 
 def start_worker(
-    name: str, *, limit: int, env: dict[str, str] | None = None, log: Path | None = None
+    name: str,
+    *,
+    limit: int,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    healthcheck_port: int | None = None,
+    sigint_ignored: bool = False,
 ) -> subprocess.Popen:
-    """`reportrunner worker` in its own process group, like a service on its own host."""
+    """`reportrunner worker` in its own process group, like a service on its own host.
+
+    `sigint_ignored`: start it the way a CI runner or `cmd &` in a script does, with
+    SIGINT ignored (an ignored signal stays ignored across exec).
+    """
     from deployments.prefect_server import free_port
 
     command = [sys.executable, "-m", "deployments.cli", "worker", "--name", name]
-    command += ["--limit", str(limit), "--healthcheck-port", str(free_port())]
+    command += ["--limit", str(limit), "--healthcheck-port", str(healthcheck_port or free_port())]
     return subprocess.Popen(
         command,
         env={**os.environ, **(env or {})},
         stdout=log.open("wb") if log else subprocess.DEVNULL,
         stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=_ignore_sigint if sigint_ignored else None,
     )
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from prefect import get_client
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
 from deployments.deploy import deploy, load_deployment_specs
 from deployments.topology import QUEUES, WORK_POOL
@@ -59,7 +59,7 @@ def test_enforced_schema_rejects_a_bad_run_before_it_starts():
     from prefect.deployments import run_deployment
 
     deploy()
-    with pytest.raises(Exception, match="carrier"):
+    with pytest.raises(PrefectHTTPStatusError) as refused:
         run_deployment(
             "report/carrier-monthly",
             parameters={
@@ -68,6 +68,8 @@ def test_enforced_schema_rejects_a_bad_run_before_it_starts():
             },
             timeout=0,
         )
+    assert refused.value.response.status_code == 409
+    assert "'ZZ' is not one of" in str(refused.value)
 
 
 def test_invalid_cron_is_one_clear_error(tmp_path):

@@ -20,6 +20,7 @@ from uuid import UUID
 
 import pytest
 
+from deployments.processes import stop_process_group
 from integration.helpers import (
     child_flow_runs,
     flow_run_artifacts,
@@ -175,6 +176,7 @@ def test_prefect_server_restart_mid_batch_loses_nothing(output_root: Path, tmp_p
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # a group of its own, render processes included
     )
     try:
         time.sleep(10)  # the batch is rendering
@@ -194,8 +196,7 @@ def test_prefect_server_restart_mid_batch_loses_nothing(output_root: Path, tmp_p
             assert retry.returncode == 0, retry.stderr
             attempts = 2
     finally:
-        if batch.poll() is None:
-            batch.kill()
+        stop_process_group(batch, grace_s=10)
         server.stop()
 
     after = _complete_items(output_root)  # every file matches its manifest's sha256
@@ -337,9 +338,7 @@ def test_worker_killed_while_holding_runs_is_detected_and_recovered(output_root,
             assert _wait_for_state(client, queued.id, {"Completed"}, 900) == "Completed"
             assert _wait_for_state(client, batch.id, {"Completed", "Failed"}, 1200) == "Completed"
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        stop_process_group(worker, grace_s=20)
     after = _complete_items(output_root)  # every file matches its manifest's sha256
     assert len(after) == 16 * 3 + 1
     assert not list(output_root.rglob("*.tmp"))

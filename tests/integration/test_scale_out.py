@@ -7,13 +7,13 @@ either worker may pick up; outputs go to one shared folder.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from deployments.prefect_server import PrefectServer
+from deployments.processes import stop_process_group
 from integration.helpers import child_flow_runs, flow_run_artifacts, pdf_text, start_worker
 
 pytestmark = pytest.mark.postgres
@@ -51,15 +51,6 @@ def _wait_until_online(count: int, timeout: float = 60) -> None:
                 return
             time.sleep(1)
     raise AssertionError(f"fewer than {count} workers online after {timeout} s")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, 15)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
 
 
 def test_two_workers_on_postgres_complete_a_64_item_batch(scratch_postgres_url, tmp_path):
@@ -106,9 +97,9 @@ def test_two_workers_on_postgres_complete_a_64_item_batch(scratch_postgres_url, 
             assert progress.data == 100
             assert progress.description.startswith("64 of 64 done")
     finally:
-        for worker in workers:
-            _stop(worker)
+        stopped_in = [stop_process_group(worker, grace_s=40) for worker in workers]
         server.stop()
+    assert all(s < 15 for s in stopped_in), f"workers stopped after {stopped_in} s"
 
     logs = {name: (tmp_path / f"{name}.log").read_text() for name in ("w1", "w2")}
     for name, text in logs.items():

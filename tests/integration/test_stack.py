@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 
 from deployments.prefect_server import free_port
-
-
-def _processes_with(marker: str) -> list[int]:
-    """PIDs whose environment contains `marker` (what `up` started carries its home)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if marker.encode() in (entry / "environ").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
+from deployments.processes import processes_with, stop_process_group
 
 
 def _wait_for_line(process: subprocess.Popen, text: str, timeout: float) -> list[str]:
@@ -50,7 +38,12 @@ def test_up_serves_everything_renders_the_demo_and_stops_clean(tmp_path):
     for flag, port in ports.items():
         command += [flag, str(port)]
     up = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own group, as a service manager starts it
     )
     try:
         lines = _wait_for_line(up, "running; press Ctrl-C", timeout=300)
@@ -72,20 +65,17 @@ def test_up_serves_everything_renders_the_demo_and_stops_clean(tmp_path):
             time.sleep(3)
         assert state and state["type"] == "COMPLETED", state
         assert len(list((home / "outputs" / "carrier-monthly").rglob("*.pdf"))) == 16
-        assert _processes_with(f"REPORTRUNNER_HOME={home}")  # server, worker, dashboard
+        assert processes_with(f"REPORTRUNNER_HOME={home}")  # server, worker, dashboard
 
-        started = time.monotonic()
-        up.send_signal(signal.SIGTERM)
-        up.wait(20)
-        assert time.monotonic() - started < 15
+        took = stop_process_group(up, grace_s=30)  # SIGTERM; SIGKILL long after the limit
+        assert took < 15, f"up stopped {took:.1f} s after SIGTERM"
         assert up.returncode == 0
-        time.sleep(1)
-        assert _processes_with(f"REPORTRUNNER_HOME={home}") == [], "processes left behind"
+        assert processes_with(f"REPORTRUNNER_HOME={home}") == [], "processes left behind"
         for port in ports.values():
             with socket.socket() as probe:
                 assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
     finally:
-        if up.poll() is None:
-            up.kill()
-        for pid in _processes_with(f"REPORTRUNNER_HOME={home}"):
-            os.kill(pid, signal.SIGKILL)
+        stop_process_group(up, grace_s=30)
+        for pid in processes_with(f"REPORTRUNNER_HOME={home}"):  # services in other groups
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -3,8 +3,6 @@ and shows literally in the PDF; templates run in Jinja2's sandbox."""
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 
 from reports.errors import TemplateError
@@ -99,6 +97,10 @@ def test_sandbox_blocks_writing_files_through_dataframes(mini, kit, tmp_path):
     template = kit.MINIMAL_TEMPLATE.replace("{% block content %}", "{% block content %}" + call)
     assert call in template
     mini.add_report("mini", template=template)
-    with contextlib.suppress(TemplateError):  # refusing the call is the expected outcome
+    with pytest.raises(TemplateError) as refused:
         render_report(mini.report("mini"), {}, mini.store())
+    assert str(refused.value) == (
+        "mini: template.html.j2 line 2: access to attribute 'frame' of 'Table' object is unsafe."
+    )
     assert not target.exists()
+    assert mini.files() == []

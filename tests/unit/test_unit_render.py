@@ -22,9 +22,9 @@ AA_JULY = {"carrier": "AA", "month": "2013-07"}
 
 
 @pytest.fixture(scope="module")
-def demo_data(kit):
-    if not (kit.DEMO_DATA / "flights.parquet").is_file():
-        pytest.skip("demo data missing: run `reportrunner data setup`")
+def demo_data(settings, kit):
+    # The session's `settings` fixture builds the demo data when it is missing.
+    assert (kit.DEMO_DATA / "flights.parquet").is_file()
     return kit.DEMO_DATA
 
 

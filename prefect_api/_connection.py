@@ -1,17 +1,19 @@
-"""The dashboard's connection to the Prefect API: configuration, call counting, errors.
+"""The connection to the Prefect API: configuration, call counting, errors without secrets.
 
-`connect()` opens one short-lived `Api` per page refresh. It talks to the URL in
-`PREFECT_API_URL` (the environment first, then the active Prefect profile), sends
+`connect()` opens one short-lived `Api`. It talks to the URL in `PREFECT_API_URL`
+(the environment first, then the active Prefect profile), sends
 `PREFECT_API_AUTH_STRING` (basic auth) or `PREFECT_API_KEY` when set, never starts
-Prefect's throw-away ephemeral server, and counts every HTTP request it makes, so
-a test can prove that a refresh costs a bounded number of calls.
+Prefect's throw-away ephemeral server, and counts every HTTP request it makes, so a
+test can prove that a page refresh or a metrics scrape costs a bounded number of calls.
 
-Any transport or HTTP failure leaves the query functions as `ApiUnavailable`, whose
-message is one line without credentials: the page shows it in a banner.
+Any transport or HTTP failure leaves as `ApiUnavailable`, whose message is one line
+without credentials. `ApiConfig.transport` is the seam for tests: an
+`httpx.MockTransport` answers instead of a server.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import os
@@ -26,6 +28,8 @@ import httpx
 log = logging.getLogger(__name__)
 
 _MESSAGE_CHARS = 200
+# A server started with PREFECT_SERVER_API_AUTH_STRING answers 401 to anyone without it.
+AUTH_HINT = "authentication failed: set PREFECT_API_AUTH_STRING to the server's user:password"
 
 
 class ApiUnavailable(Exception):
@@ -38,9 +42,11 @@ class ApiConfig:
     auth_string: str | None = field(default=None, repr=False)
     api_key: str | None = field(default=None, repr=False)
     timeout_s: float = 5.0
+    retries: int = 1  # a page or a probe must not hang for a minute of back-off
+    transport: httpx.BaseTransport | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_env(cls, timeout_s: float = 5.0) -> ApiConfig:
+    def from_env(cls, timeout_s: float = 5.0, **options: Any) -> ApiConfig:
         """The environment wins over the Prefect profile (the dashboard runs with `up`'s env)."""
         from prefect.settings import get_current_settings
 
@@ -48,12 +54,38 @@ class ApiConfig:
         url = os.environ.get("PREFECT_API_URL") or api.url or ""
         auth = os.environ.get("PREFECT_API_AUTH_STRING") or _secret(api.auth_string)
         key = os.environ.get("PREFECT_API_KEY") or _secret(api.key)
-        return cls(url=url.rstrip("/"), auth_string=auth, api_key=key, timeout_s=timeout_s)
+        return cls(
+            url=url.rstrip("/"), auth_string=auth, api_key=key, timeout_s=timeout_s, **options
+        )
 
     @property
     def safe_url(self) -> str:
-        """The URL without user info or query, fit for a banner."""
+        """The URL without user info or query, fit for a banner or a log."""
         return safe_url(self.url)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The Authorization header the Prefect client sends, for plain httpx calls."""
+        if self.auth_string:
+            token = base64.b64encode(self.auth_string.encode()).decode()
+            return {"Authorization": f"Basic {token}"}
+        if self.api_key:
+            return {"Authorization": f"Bearer {self.api_key}"}
+        return {}
+
+    def redact(self, text: str) -> str:
+        """`text` without the URL's user info and query, the auth string or the key."""
+        if self.url and self.url != self.safe_url:
+            text = text.replace(self.url, self.safe_url)
+        try:
+            password = urlsplit(self.url).password
+        except ValueError:
+            password = None
+        secrets = [s for s in (self.auth_string, self.api_key, password) if s]
+        secrets += [base64.b64encode(s.encode()).decode() for s in secrets]
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
 
 
 class Api:
@@ -65,25 +97,32 @@ class Api:
         self.config = config
         self.calls = 0
         self._calls_lock = threading.Lock()  # pages may read in parallel threads
+        httpx_settings: dict[str, Any] = {
+            "timeout": config.timeout_s,
+            "event_hooks": {"request": [self._count]},
+        }
+        if config.transport is not None:
+            httpx_settings["transport"] = config.transport
         self.client = SyncPrefectClient(
             config.url,
             auth_string=config.auth_string,
             api_key=config.api_key,
-            httpx_settings={
-                "timeout": config.timeout_s,
-                "event_hooks": {"request": [self._count]},
-            },
+            httpx_settings=httpx_settings,
         )
 
     def _count(self, request: httpx.Request) -> None:
         with self._calls_lock:
             self.calls += 1
 
-    def post(self, path: str, body: dict[str, Any]) -> Any:
+    def post(self, path: str, body: Any) -> Any:
         """A raw POST for endpoints the client has no method for; the JSON answer."""
         response = self.client.request("POST", path, json=body)  # type: ignore[arg-type]
         response.raise_for_status()
-        return response.json()
+        return response.json() if response.content else None
+
+    def health_error(self) -> Exception | None:
+        """None when the API answers its health check, else what went wrong."""
+        return self.client.api_healthcheck()  # returns the error instead of raising
 
     @contextlib.contextmanager
     def guard(self, what: str) -> Iterator[None]:
@@ -93,22 +132,18 @@ class Api:
         except ApiUnavailable:
             raise
         except Exception as exc:
-            log.warning("dashboard: reading %s from %s failed", what, self.config.safe_url)
-            log.debug("dashboard: traceback", exc_info=True)
+            log.warning("reading %s from %s failed", what, self.config.safe_url)
+            log.debug("traceback", exc_info=True)
             raise ApiUnavailable(self.message(what, exc)) from exc
 
     def message(self, what: str, exc: BaseException) -> str:
         text = f"Prefect API at {self.config.safe_url} failed while reading {what}: "
-        text += describe(exc)
-        for secret in (self.config.auth_string, self.config.api_key, self.config.url):
-            if secret and secret != self.config.safe_url:
-                text = text.replace(secret, "***")
-        return one_line(text) or ""
+        return one_line(self.config.redact(text + describe(exc))) or ""
 
 
 @contextlib.contextmanager
 def connect(config: ApiConfig | None = None) -> Iterator[Api]:
-    """An `Api` for one refresh; raises `ApiUnavailable` when no URL is configured."""
+    """An `Api` for one page refresh, scrape or command; `ApiUnavailable` without a URL."""
     config = config or ApiConfig.from_env()
     if not config.url:
         raise ApiUnavailable("Prefect API not configured: PREFECT_API_URL is not set")
@@ -117,15 +152,16 @@ def connect(config: ApiConfig | None = None) -> Iterator[Api]:
     from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
     api = Api(config)
-    # A page must not hang for a minute of back-off: retry a failed request once only.
-    with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 1}), api.client:
+    with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: config.retries}), api.client:
         yield api  # opening sends nothing; each query guards its own calls
 
 
 def describe(exc: BaseException) -> str:
+    """One line saying what failed: `GET /api/x answered HTTP 401 (authentication …)`."""
     if isinstance(exc, httpx.HTTPStatusError):
-        request = exc.request
-        return f"{request.method} {request.url.path} answered HTTP {exc.response.status_code}"
+        request, code = exc.request, exc.response.status_code
+        answer = f"{request.method} {request.url.path} answered HTTP {code}"
+        return f"{answer} ({AUTH_HINT})" if code in (401, 403) else answer
     text = one_line(str(exc)) or ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -138,12 +174,15 @@ def one_line(text: str | None, limit: int = _MESSAGE_CHARS) -> str | None:
 
 
 def safe_url(url: str) -> str:
+    """The URL without user info, query or fragment."""
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
         return "<invalid URL>"
     host = parts.hostname or ""
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
     netloc = f"{host}:{port}" if port else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
@@ -152,4 +191,4 @@ def _secret(value: Any) -> str | None:
     if value is None:
         return None
     getter = getattr(value, "get_secret_value", None)
-    return getter() if getter else str(value) or None
+    return (getter() if getter else str(value)) or None

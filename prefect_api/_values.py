@@ -1,4 +1,4 @@
-"""Turning Prefect's values into the plain ones the query layer returns."""
+"""Turning Prefect's values into plain ones: aware UTC times, enum values as words."""
 
 from __future__ import annotations
 
@@ -18,3 +18,8 @@ def word(value: Any) -> str | None:
     if value is None:
         return None
     return str(getattr(value, "value", value))
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC, to the second."""
+    return None if moment is None else utc(moment).isoformat(timespec="seconds")

@@ -1,0 +1,154 @@
+"""What a batch is made of: items expanded from dimensions, checked once, split into chunks;
+and the progress tracker that counts them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+
+from flows.items import check_items, expand_items, resolve_relative, split_chunks
+from flows.progress import ProgressTracker
+from reports.errors import ParameterError
+
+SPEC = """\
+name: {name}
+title: Items test
+parameters:
+  region:
+    type: string
+    choices: [north, south, east]
+  month:
+    type: month
+    min: "2013-01"
+    max: "2013-04"
+  day:
+    type: date
+    default: "2013-07-04"
+batch:
+  dimensions: [region, month]
+"""
+
+
+@pytest.fixture
+def report(ws, kit):
+    ws.add_report("items-test", spec=SPEC.format(name="items-test"))
+    return ws.report("items-test")
+
+
+def test_the_product_of_the_dimensions_in_the_spec_order(report):
+    items = expand_items(report, over={"month": ["2013-01", "2013-02"], "region": "*"})
+    assert items == [
+        {"region": region, "month": month}
+        for month in ("2013-01", "2013-02")
+        for region in ("north", "south", "east")
+    ]
+    assert all(list(item) == ["region", "month"] for item in items)  # stable output paths
+
+
+def test_fixed_values_join_every_item(report):
+    items = expand_items(report, over={"region": ["north"]}, fixed={"month": "2013-03"})
+    assert items == [{"region": "north", "month": "2013-03"}]
+
+
+def test_all_values_of_a_range_dimension(report):
+    months = [item["month"] for item in expand_items(report, over={"month": "*"})]
+    assert months == ["2013-01", "2013-02", "2013-03", "2013-04"]
+
+
+def test_an_explicit_list_of_items(report):
+    items = expand_items(report, items=[{"region": "east"}], fixed={"month": "2013-02"})
+    assert items == [{"month": "2013-02", "region": "east"}]
+
+
+def test_relative_values_resolve_against_the_as_of_date(report):
+    as_of = dt.date(2013, 3, 15)
+    items = expand_items(report, over={"month": ["previous", "current"]}, as_of=as_of)
+    assert [item["month"] for item in items] == ["2013-02", "2013-03"]
+    assert resolve_relative(report, "day", "yesterday", as_of) == "2013-03-14"
+    assert resolve_relative(report, "region", "previous", as_of) == "previous"  # a string
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "items-test: nothing to batch over; name a dimension (region, month)"),
+        ({"over": {"colour": ["red"]}}, "items-test: unknown parameter 'colour' to batch over"),
+        (
+            {"over": {"region": ["north"]}, "fixed": {"region": "south"}},
+            "items-test: parameter 'region' is both fixed and batched over",
+        ),
+        ({"over": {"region": "north"}}, "values for 'region' must be a list or \"*\""),
+        ({"over": {"region": []}}, "items-test: no values to batch over for 'region'"),
+        (
+            {"over": {"region": ["north"]}, "items": [{"region": "north"}]},
+            "give either items or dimensions to batch over, not both",
+        ),
+    ],
+)
+def test_a_batch_that_cannot_expand_says_why(report, kwargs, message):
+    with pytest.raises(ParameterError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        expand_items(report, **kwargs)
+
+
+def test_a_batch_larger_than_the_limit_is_refused_before_it_expands(report):
+    report.settings = report.settings.model_copy(update={"max_batch_items": 5})
+    with pytest.raises(ParameterError, match="the batch has 12 items, more than the 5"):
+        expand_items(report, over={"region": "*", "month": "*"})
+    assert len(expand_items(report, over={"region": "*"}, fixed={"month": "2013-01"})) == 3
+
+
+def test_each_item_is_checked_once_and_a_bad_one_fails_alone(report):
+    checked = check_items(
+        report,
+        [{"region": "north", "month": "2013-01"}, {"region": "west", "month": "2013-01"}],
+    )
+    assert checked[0] == {"region": "north", "month": "2013-01", "day": "2013-07-04"}
+    assert isinstance(checked[1], ParameterError)
+    assert str(checked[1]) == (
+        "items-test: parameter 'region' is 'west', not one of: north, south, east"
+    )
+
+
+@pytest.mark.parametrize(("count", "size", "sizes"), [(0, 3, []), (7, 3, [3, 3, 1]), (3, 5, [3])])
+def test_chunks_keep_the_order_and_cover_every_item(count, size, sizes):
+    chunks = split_chunks(list(range(count)), size)
+    assert [len(c) for c in chunks] == sizes
+    assert [i for chunk in chunks for i in chunk] == list(range(count))
+
+
+def test_a_chunk_size_below_one_is_refused():
+    with pytest.raises(ValueError, match="at least 1"):
+        split_chunks([1], 0)
+
+
+# ---- the progress tracker ----------------------------------------------------------------
+
+
+def test_progress_counts_and_estimates_the_rest():
+    tracker = ProgressTracker(total=10)
+    tracker.started_at = time.monotonic() - 20
+    assert tracker.eta_seconds() is None and "ETA pending" in tracker.describe()
+    tracker.rendered, tracker.skipped, tracker.failed = 3, 1, 1
+    assert tracker.finished == 5 and tracker.percent == 50.0
+    assert 19 <= tracker.eta_seconds() <= 22  # 5 done in 20 s: 5 more take about as long
+    assert tracker.describe().startswith("5 of 10 done (1 unchanged), 1 failed, ETA ")
+
+
+def test_progress_writes_at_most_once_per_cooldown(monkeypatch):
+    writes: list[float] = []
+    monkeypatch.setattr(
+        "flows.progress.create_progress_artifact", lambda **kw: writes.append(kw["progress"])
+    )
+    monkeypatch.setattr(
+        "flows.progress.update_progress_artifact", lambda **kw: writes.append(kw["progress"])
+    )
+    tracker = ProgressTracker(total=1000, cooldown_s=3600)
+    tracker.start()
+    for _ in range(999):
+        tracker.record("rendered")
+    assert writes == [0.0], "nothing but the first write within the cooldown"
+    tracker.record("failed")
+    assert writes == [0.0, 100.0], "the last item always writes"
+    assert tracker.writes == 2
