@@ -32,7 +32,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 def loop(items: list[dict], output: str) -> float:
     """The baseline: one process, one item after another, warm caches."""
     from reports import OutputStore, render_report
-    from reports.catalog import default_catalog
+    from reports.definitions import default_catalog
 
     report, store = default_catalog().get("carrier-monthly"), OutputStore(output)
     started = time.perf_counter()
@@ -76,7 +76,7 @@ def main() -> None:
     from deployments.prefect_server import PrefectServer
     from deployments.processes import service_preexec, stop_process_group
     from deployments.worker import worker_command, worker_environment
-    from reports.catalog import default_catalog
+    from reports.definitions import default_catalog
 
     report = default_catalog().get("carrier-monthly")
     carriers = report.dimension_values("carrier")[: args.carriers]

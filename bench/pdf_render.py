@@ -16,7 +16,7 @@ import time
 from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 
-from reports.catalog import default_catalog
+from reports.definitions import default_catalog
 from reports.fetcher import SandboxedFetcher
 from reports.render import build_context, load_data, render_html, render_report_pdf
 

@@ -51,7 +51,7 @@ def _formats(text: str | None) -> list[str] | None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from reports.catalog import default_catalog
+    from reports.definitions import default_catalog
 
     catalog = default_catalog()
     rows = []
@@ -130,8 +130,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     import tempfile
 
     from reports import OutputStore, ReportError
-    from reports.catalog import default_catalog
     from reports.contracts import item_key
+    from reports.definitions import default_catalog
 
     _limit_this_process()
     catalog = default_catalog()
@@ -158,7 +158,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from reports import OutputStore
-    from reports.catalog import default_catalog
+    from reports.definitions import default_catalog
     from reports.settings import get_settings
 
     _limit_this_process()

@@ -29,10 +29,10 @@ from prefect.utilities.callables import parameter_schema
 from pydantic import ValidationError
 
 from deployments.topology import QUEUES, SQL_SOURCE_SLOTS, WORK_POOL
-from flows.limits import SQL_SOURCE_LIMIT
+from flows.source_slots import SQL_SOURCE_LIMIT
 from prefect_api import ApiConfig, connect
 from reports import ReportError, SpecError
-from reports.catalog import default_catalog
+from reports.definitions import default_catalog
 from reports.schema import parameter_property, parameters_schema
 from reports.settings import PROJECT_ROOT
 from reports.spec import yaml_error

@@ -113,8 +113,8 @@ def collect_status(
             f"Prefect API error at {report.api_url} while reading {step}: {report.api_error}"
         )
         return report
-    report.late = RunSummary(late[0], [_late_example(run, names) for run in late[1]])
-    report.failures = RunSummary(failed[0], [_failed_example(run, names) for run in failed[1]])
+    report.late = RunSummary(late[0], [_example(run, names, late=True) for run in late[1]])
+    report.failures = RunSummary(failed[0], [_example(run, names, late=False) for run in failed[1]])
     report.problems.extend(_problems(report))
     return report
 
@@ -156,24 +156,20 @@ def _worker(worker: Any, now: datetime) -> WorkerInfo:
     )
 
 
-def _late_example(run: Any, names: dict) -> RunExample:
+def _example(run: Any, names: dict, *, late: bool) -> RunExample:
+    """A late run with its expected start, or a failed one with its end and message."""
+    if late:
+        time, message = run.next_scheduled_start_time or run.expected_start_time, None
+    else:
+        time = run.end_time or (run.state.timestamp if run.state else None)
+        message = one_line(run.state.message if run.state else None, limit=160)
     return RunExample(
         id=str(run.id),
         name=run.name,
         flow=names.get(run.flow_id),
         state=run.state_name or "",
-        time=iso(run.next_scheduled_start_time or run.expected_start_time),
-    )
-
-
-def _failed_example(run: Any, names: dict) -> RunExample:
-    return RunExample(
-        id=str(run.id),
-        name=run.name,
-        flow=names.get(run.flow_id),
-        state=run.state_name or "",
-        time=iso(run.end_time or (run.state.timestamp if run.state else None)),
-        message=one_line(run.state.message if run.state else None, limit=160),
+        time=iso(time),
+        message=message,
     )
 
 

@@ -21,6 +21,6 @@ QUEUES = (
     Queue("scheduled", 10, "Scheduled batches and reports."),
 )
 
-# Slots of flows.limits.SQL_SOURCE_LIMIT: concurrent renders of SQL-backed reports
+# Slots of flows.source_slots.SQL_SOURCE_LIMIT: concurrent renders of SQL-backed reports
 # across all workers, and so connections to the source database.
 SQL_SOURCE_SLOTS = 4

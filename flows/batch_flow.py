@@ -49,7 +49,6 @@ from flows.items import check_items, expand_items, split_chunks
 from flows.parameters import ChunkSize, ItemsPerTask, Parallelism, ReportName
 from flows.progress import ProgressTracker
 from reports import OutputStore, ReportError, get_settings, jobs
-from reports.catalog import default_catalog
 from reports.contracts import (
     BATCH_FLOW,
     BATCH_PROGRESS,
@@ -58,6 +57,7 @@ from reports.contracts import (
     artifact_key,
     item_key,
 )
+from reports.definitions import default_catalog
 
 ChunkRuns = Literal["auto", "local", "deployment"]
 

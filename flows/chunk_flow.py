@@ -34,10 +34,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows import render_pool
 from flows.chunk_results import write_outcomes
 from flows.items import split_chunks
-from flows.limits import source_slot
 from flows.parameters import BatchId, ChunkIndex, ItemsPerTask, Parallelism, ReportName
 from flows.progress import ProgressTracker, lookup
 from flows.retry import RETRIES, is_transient, retry_delay_s
+from flows.source_slots import source_slot
 from reports import OutputStore, ReportError, get_settings, jobs
 from reports.contracts import CHUNK_FLOW, Outcome, item_key
 

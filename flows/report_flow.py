@@ -21,12 +21,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows.artifacts import publish_report_artifacts
-from flows.limits import source_slot
 from flows.parameters import Formats, ReportName
 from flows.retry import TASK_RETRY_OPTIONS
+from flows.source_slots import source_slot
 from reports import OutputStore, get_settings
-from reports.catalog import default_catalog
 from reports.contracts import PROGRESS, REPORT_FLOW, artifact_key, item_key
+from reports.definitions import default_catalog
 from reports.render import STAGES, run_stages
 
 # The task run of each engine stage, as the Prefect UI and the dashboard's timeline name it.

@@ -4,7 +4,7 @@ Plain Python with no Prefect import, so a report renders the same in a flow, in
 `reportrunner render` and in the benchmark's baseline loop.
 """
 
-from reports.catalog import Catalog, Report
+from reports.definitions import Catalog, Report
 from reports.errors import (
     BlockedFetchError,
     DataError,

@@ -11,8 +11,8 @@ import threading
 import time
 from typing import Any
 
-from reports.catalog import default_catalog
 from reports.contracts import Outcome, item_key
+from reports.definitions import default_catalog
 from reports.limits import limit_this_process, render_limits
 from reports.render import fingerprint, is_current, load_data, render_report
 from reports.settings import get_settings

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from reports.catalog import TEMPLATE, Report
+from reports.definitions import TEMPLATE, Report
 from reports.errors import DataError, ParameterError, QualityError, ReportError
 from reports.html_output import self_contained
 from reports.store import OutputStore

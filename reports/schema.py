@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from reports.catalog import Report
 from reports.contracts import MONTH_PATTERN, anchored
+from reports.definitions import Report
 from reports.spec import ParameterSpec
 
 _TYPES = {

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from reports.catalog import default_catalog
 from reports.contracts import ItemKey, item_key
+from reports.definitions import default_catalog
 from reports.errors import ReportError
 from reports.store import OutputStore
 

@@ -11,7 +11,7 @@ from dashboard import previews
 from dashboard.api import Output, OutputLookupError, list_outputs
 from dashboard.formatting import clock
 from reports import ReportError, get_settings
-from reports.catalog import default_catalog
+from reports.definitions import default_catalog
 
 PAGE_SIZE = 50
 CACHE_S = 30

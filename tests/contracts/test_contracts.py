@@ -180,7 +180,7 @@ def test_the_run_form_recognises_the_month_parameter_of_a_real_schema(settings):
 
 @pytest.mark.parametrize("value", ["2013-07", "2013-12", "2013-13", "2013-7", "x", "2014-01"])
 def test_the_form_and_the_engine_say_the_same_about_a_month(settings, value):
-    from reports.catalog import default_catalog
+    from reports.definitions import default_catalog
     from reports.errors import ParameterError
 
     problem = check(_month_field(), value)

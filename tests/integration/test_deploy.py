@@ -8,7 +8,7 @@ from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
 from deployments.deploy import deploy, load_deployment_specs
 from deployments.topology import QUEUES, WORK_POOL
-from flows.limits import SQL_SOURCE_LIMIT
+from flows.source_slots import SQL_SOURCE_LIMIT
 from reports import SpecError
 
 

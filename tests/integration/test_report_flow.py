@@ -57,7 +57,7 @@ def test_report_flow_fails_at_once_on_bad_parameter():
 
 @pytest.mark.parametrize("name", ["airport-daily", "destination-quarterly"])
 def test_other_shipped_reports_run_as_flows(name, output_root: Path):
-    from reports.catalog import default_catalog
+    from reports.definitions import default_catalog
 
     sample = default_catalog().get(name).sample_params()
     state = report(report=name, parameters=sample, return_state=True)

@@ -488,7 +488,7 @@ def test_sql_injection_through_the_loader_binds_as_a_value(settings):
     """Even past parameter validation, a hostile value is a value, never SQL."""
     import sqlalchemy as sa
 
-    from reports.catalog import default_catalog
+    from reports.definitions import default_catalog
 
     report = default_catalog().get("destination-quarterly")
     source = report.source()

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
-from reports.catalog import Catalog, Report
+from reports.definitions import Catalog, Report
 from reports.settings import Settings
 from reports.store import OutputStore
 

@@ -14,7 +14,7 @@ import pytest
 from dashboard import forms
 from deployments.deploy import deployment_schema, load_deployment_specs
 from reports import ParameterError
-from reports.catalog import default_catalog
+from reports.definitions import default_catalog
 from reports.schema import parameters_schema
 
 CARRIERS = 16

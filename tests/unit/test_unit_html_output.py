@@ -449,7 +449,7 @@ def test_links_keep_web_and_mail_targets_only(site):
 
 @pytest.fixture(scope="module")
 def carrier_monthly(kit, tmp_path_factory):
-    from reports.catalog import Catalog
+    from reports.definitions import Catalog
     from reports.render import build_context, load_data
     from reports.settings import Settings
 

@@ -13,7 +13,7 @@ import posixpath
 import pandas as pd
 import pytest
 
-from reports.catalog import Catalog
+from reports.definitions import Catalog
 from reports.render import render_report
 from reports.settings import Settings
 from reports.store import OutputStore

@@ -12,7 +12,7 @@ from contextlib import contextmanager, nullcontext
 
 from prefect.concurrency.sync import concurrency
 
-from reports.catalog import default_catalog
+from reports.definitions import default_catalog
 
 SQL_SOURCE_LIMIT = "reportrunner-sql-source"
 
