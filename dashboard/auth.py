@@ -19,14 +19,12 @@ use the rest without it.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from dashboard.passwords import DUMMY_HASH, is_password_hash, verify_password
 
 ANALYST = "analyst"
 OPERATOR = "operator"
@@ -39,10 +37,6 @@ OPERATORS_ENV = "REPORTRUNNER_DASHBOARD_OPERATORS"
 SIGN_IN_FAILED = "Unknown user or wrong password"
 
 _USER = "auth_user"
-_SCHEME = "scrypt"
-# scrypt cost: ~50 ms and 16 MiB per check, which makes guessing slow and stays in
-# OpenSSL's default memory limit.
-_N, _R, _P, _KEY_BYTES = 2**14, 8, 1, 32
 
 
 @dataclass(frozen=True)
@@ -73,45 +67,6 @@ def require(user: User, role: str, action: str) -> None:
         raise PermissionDenied(f"{action} needs the operator role; {user.name} is an {user.role}")
     if user.role not in ROLES:
         raise PermissionDenied(f"{action} needs a signed-in user")
-
-
-# ---- passwords --------------------------------------------------------------------------
-
-
-def hash_password(password: str, salt: bytes | None = None) -> str:
-    """'scrypt$n$r$p$salt$key' (base64): what goes into secrets or the environment."""
-    if not password:
-        raise ValueError("the password is empty")
-    salt = salt or secrets.token_bytes(16)
-    key = _scrypt(password, salt, _N, _R, _P)
-    return "$".join([_SCHEME, str(_N), str(_R), str(_P), _b64(salt), _b64(key)])
-
-
-def verify_password(password: str, stored: str) -> bool:
-    """Constant-time check of `password` against a `hash_password` string."""
-    try:
-        scheme, n, r, p, salt, key = stored.split("$")
-        if scheme != _SCHEME:
-            return False
-        expected = base64.b64decode(key, validate=True)
-        actual = _scrypt(password, base64.b64decode(salt, validate=True), int(n), int(r), int(p))
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(actual, expected)
-
-
-def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(
-        password.encode(), salt=salt, n=n, r=r, p=p, dklen=_KEY_BYTES, maxmem=64 * 2**20
-    )
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
-
-
-# A hash of nothing anyone knows: unknown names cost as much as wrong passwords.
-_DUMMY_HASH = hash_password(secrets.token_hex(16))
 
 
 # ---- configuration ----------------------------------------------------------------------
@@ -176,7 +131,7 @@ def _add_user(
         raise AuthConfigError(f"{where}: a user has no name")
     if role not in ROLES:
         raise AuthConfigError(f"{where}: user '{name}' needs role analyst or operator")
-    if not isinstance(hashed, str) or not hashed.startswith(f"{_SCHEME}$"):
+    if not is_password_hash(hashed):
         raise AuthConfigError(
             f"{where}: user '{name}' needs a password_hash from `reportrunner hash-password`"
         )
@@ -188,7 +143,7 @@ def authenticate(settings: AuthSettings, name: str, password: str) -> User | Non
     """The user when name and password match; None otherwise, in about the same time."""
     name = name.strip()
     stored = settings.hashes.get(name)
-    matched = verify_password(password, stored or _DUMMY_HASH)
+    matched = verify_password(password, stored or DUMMY_HASH)
     return User(name=name, role=settings.roles[name]) if matched and stored else None
 
 

@@ -360,7 +360,7 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
     """A salted scrypt hash for the dashboard's users (secrets or REPORTRUNNER_DASHBOARD_USERS)."""
     import getpass
 
-    from dashboard.auth import hash_password
+    from dashboard.passwords import hash_password
 
     if sys.stdin.isatty():
         password = getpass.getpass("Password: ")

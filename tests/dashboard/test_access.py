@@ -17,7 +17,8 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import actions
 from dashboard.api import connect
-from dashboard.auth import ANALYST, User, hash_password
+from dashboard.auth import ANALYST, User
+from dashboard.passwords import hash_password
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 POOL = "access-test-pool"

@@ -19,7 +19,8 @@ from prefect.states import Completed, Crashed, Failed, Running
 from streamlit.testing.v1 import AppTest
 
 from dashboard.api import Window, connect, overview
-from dashboard.auth import ANALYST, User, hash_password
+from dashboard.auth import ANALYST, User
+from dashboard.passwords import hash_password
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 SLOW_S = 2.5  # one run of `fast`: far above its median, however slow the machine

@@ -24,7 +24,8 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.actions import audit_log
 from dashboard.api import RunRefused, connect, create_run, launchable_reports
-from dashboard.auth import ANALYST, USERS_ENV, User, hash_password
+from dashboard.auth import ANALYST, USERS_ENV, User
+from dashboard.passwords import hash_password
 from deployments.deploy import deploy
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")

@@ -15,12 +15,11 @@ from dashboard.auth import (
     PermissionDenied,
     User,
     authenticate,
-    hash_password,
     load_settings,
     require,
     user_from_headers,
-    verify_password,
 )
+from dashboard.passwords import hash_password, verify_password
 
 
 @pytest.fixture(scope="module")
