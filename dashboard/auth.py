@@ -12,6 +12,11 @@ Sign-in is configured one of three ways (the first that is set wins):
   environment REPORTRUNNER_DASHBOARD_USERS=name:role:hash;name:role:hash;
 - nothing: the dashboard listens on 127.0.0.1 only and the one local user is an operator.
 
+A password sign-in holds across tabs and reloads through a signed, expiring, HttpOnly
+cookie (`dashboard.session`: REPORTRUNNER_DASHBOARD_SECRET, ..._SESSION_HOURS); "Sign
+out" revokes it. Pending confirmations (`ask`/`pending`) belong to the user who asked
+and are dropped whenever the tab's user changes.
+
 Password hashes never leave this module: not in reprs, messages, logs or events.
 Streamlit is imported only where a page needs it, so the action layer and the CLI
 use the rest without it.
@@ -20,10 +25,12 @@ use the rest without it.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dashboard import session
 from dashboard.passwords import DUMMY_HASH, is_password_hash, verify_password
 
 ANALYST = "analyst"
@@ -37,6 +44,9 @@ OPERATORS_ENV = "REPORTRUNNER_DASHBOARD_OPERATORS"
 SIGN_IN_FAILED = "Unknown user or wrong password"
 
 _USER = "auth_user"
+_SESSION = "auth_session"  # the tab's verified session (name, role, id, expiry)
+_GRANT = "auth_cookie_grant"  # a one-time grant the next run hands to the cookie route
+_CLEAR_COOKIE = "auth_clear_cookie"  # signed out: the next run asks the route to drop it
 
 
 @dataclass(frozen=True)
@@ -179,41 +189,87 @@ def current_user() -> User:
 
 
 def sign_in_gate() -> tuple[User, str]:
-    """Who this session is, and by which mode; stops the page until someone signs in."""
+    """Who this session is, and by which mode; stops the page until someone signs in.
+
+    With passwords, a tab is signed in by its own form or by the signed session cookie
+    (`dashboard.session`) another tab's sign-in left in the browser.
+    """
     import streamlit as st
 
     try:
         settings = load_settings(_secrets_section())
-    except AuthConfigError as exc:
+        key = session_key() if settings.mode == "password" else b""
+    except (AuthConfigError, session.SessionConfigError) as exc:
         st.error(f"Sign-in is misconfigured: {exc}", icon="⚠️")
         st.stop()
     if settings.mode == "none":
-        st.session_state[_USER] = LOCAL_USER
+        _set_user(LOCAL_USER)
         return LOCAL_USER, "none"
     if settings.mode == "header":
         user = user_from_headers(st.context.headers, settings)
         if user is None:
-            st.session_state.pop(_USER, None)
+            _set_user(None)
             st.error(
                 f"Sign-in is done by the reverse proxy, but this request has no "
                 f"{settings.trusted_header} header.",
                 icon="🔒",
             )
             st.stop()
-        st.session_state[_USER] = user
+        _set_user(user)
         return user, "header"
-    user = st.session_state.get(_USER)
-    if isinstance(user, User) and user.name in settings.hashes:
-        user = User(name=user.name, role=settings.roles[user.name])  # roles may have changed
-        st.session_state[_USER] = user
+    user = _password_user(settings, key)
+    if user is not None:
+        _deliver_cookie()
         return user, "password"
-    _sign_in_form(settings)
+    _sign_in_form(settings, key)
     st.stop()
 
 
-def _sign_in_form(settings: AuthSettings) -> None:
+def _password_user(settings: AuthSettings, key: bytes) -> User | None:
+    """This tab's user: its own sign-in while valid, else the browser's session cookie."""
     import streamlit as st
 
+    user = st.session_state.get(_USER)
+    mine: session.Session | None = st.session_state.get(_SESSION)
+    signed_here = isinstance(user, User) and user.name in settings.hashes
+    if signed_here and (mine is None or _still_valid(mine)):
+        user = User(name=user.name, role=settings.roles[user.name])  # roles may change
+        _set_user(user)
+        return user
+    found = session.verify(_request_cookies().get(session.COOKIE), key)
+    if found is not None and settings.roles.get(found.name) == found.role:
+        user = User(name=found.name, role=found.role)  # the role is bound to the cookie
+        _set_user(user, found)
+        return user
+    _set_user(None)  # signed out elsewhere, expired, or never signed in
+    return None
+
+
+def _still_valid(mine: session.Session) -> bool:
+    return mine.expires > time.time() and not session.revocations.is_revoked(mine.sid)
+
+
+def _set_user(user: User | None, signed: session.Session | None = None) -> None:
+    """The one place a tab's user changes: another user never sees a pending question."""
+    import streamlit as st
+
+    before = st.session_state.get(_USER)
+    if user is None or not isinstance(before, User) or before.name != user.name:
+        forget_confirmations()
+    if user is None:
+        st.session_state.pop(_USER, None)
+        st.session_state.pop(_SESSION, None)
+        return
+    st.session_state[_USER] = user
+    if signed is not None:
+        st.session_state[_SESSION] = signed
+
+
+def _sign_in_form(settings: AuthSettings, key: bytes) -> None:
+    import streamlit as st
+
+    if st.session_state.pop(_CLEAR_COOKIE, False):  # the sign-out of the run before
+        _run_in_page(session.post_script(session.sign_out_path(_base_url())))
     st.title("Sign in")
     with st.form("sign_in"):
         name = st.text_input("User", key="sign_in_name", help="Your dashboard user name.")
@@ -226,16 +282,124 @@ def _sign_in_form(settings: AuthSettings) -> None:
         if user is None:
             st.error(SIGN_IN_FAILED)
             return
-        st.session_state[_USER] = user
+        token = session.sign(key, user.name, user.role, session.lifetime_s())
+        _set_user(user, session.verify(token, key))
+        st.session_state[_GRANT] = session.issue_grant(token)
         st.rerun()
+
+
+def _deliver_cookie() -> None:
+    """After a sign-in, let the page swap its one-time grant for the HttpOnly cookie."""
+    import streamlit as st
+
+    grant = st.session_state.pop(_GRANT, None)
+    if grant:
+        _run_in_page(session.post_script(session.session_path(_base_url()), grant))
 
 
 def sign_out_button() -> None:
     import streamlit as st
 
-    if st.button("Sign out", key="sign_out", help="End this session's sign-in."):
-        st.session_state.pop(_USER, None)
+    if st.button("Sign out", key="sign_out", help="End the sign-in in every tab."):
+        sign_out()
         st.rerun()
+
+
+def sign_out() -> None:
+    """Revoke this tab's session and the cookie it came with; the page then drops the cookie."""
+    import streamlit as st
+
+    try:
+        key = session_key()
+    except session.SessionConfigError:
+        key = None
+    ended = [st.session_state.get(_SESSION)]
+    if key is not None:
+        ended.append(session.verify(_request_cookies().get(session.COOKIE), key))
+    for found in ended:
+        if isinstance(found, session.Session):
+            session.revocations.revoke(found)
+    _set_user(None)
+    st.session_state.pop(_GRANT, None)
+    st.session_state[_CLEAR_COOKIE] = True
+
+
+# ---- pending confirmations: asked by one user, shown to that user only -------------------
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A question awaiting "Confirm", and the user who asked it."""
+
+    owner: str
+    value: Any
+
+
+def ask(key: str, value: Any) -> None:
+    """Keep a pending confirmation under `key` for the signed-in user."""
+    import streamlit as st
+
+    st.session_state[key] = Pending(current_user().name, value)
+
+
+def pending(key: str) -> Any:
+    """The pending confirmation under `key`, if the signed-in user asked it; else None."""
+    import streamlit as st
+
+    found = st.session_state.get(key)
+    if isinstance(found, Pending) and found.owner == current_user().name:
+        return found.value
+    if found is not None:
+        st.session_state.pop(key, None)  # someone else's, or not made by `ask`
+    return None
+
+
+def forget(key: str) -> None:
+    import streamlit as st
+
+    st.session_state.pop(key, None)
+
+
+def forget_confirmations() -> None:
+    """Drop every pending confirmation of this tab (on sign-out and change of user)."""
+    import streamlit as st
+
+    for key in list(st.session_state.keys()):
+        if isinstance(st.session_state.get(key), Pending):
+            st.session_state.pop(key, None)
+
+
+# ---- seams: the request's cookies, the key, the page script ------------------------------
+
+
+def _request_cookies() -> Mapping[str, str]:
+    """The cookies of the request that opened this tab (AppTest cannot send any)."""
+    import streamlit as st
+
+    return st.context.cookies
+
+
+def session_key() -> bytes:
+    """The signing key: Streamlit secrets, the environment, or the state folder's key file."""
+    from reports.settings import get_settings
+
+    configured = (_secrets_section() or {}).get("session_secret") or os.environ.get(
+        session.SECRET_ENV
+    )
+    return session.key_for(str(configured) if configured else None, get_settings().home)
+
+
+def _base_url() -> str:
+    import streamlit as st
+
+    return str(st.get_option("server.baseUrlPath") or "")
+
+
+def _run_in_page(script: str) -> None:
+    import streamlit as st
+
+    with st.sidebar:  # out of the page's flow; the script only calls a same-origin route
+        st.html(script, unsafe_allow_javascript=True)
 
 
 def _secrets_section() -> Mapping[str, Any] | None:

@@ -22,6 +22,7 @@ from reports.contracts import anchored, item_key, unanchored
 ALL = "*"  # in a batch's `over`: every value of the dimension
 MONTH_PATTERN = anchored(contracts.MONTH_PATTERN)  # as the deployment schema writes it
 _SHOWN_CHOICES = 20
+_DATE_PATTERN = r"\d{4}-\d{2}-\d{2}"  # fromisoformat alone also takes 20130704
 
 
 @dataclass(frozen=True)
@@ -149,25 +150,17 @@ def widget(field: Field, key: str) -> Widget:
             "value": None if field.default is None else cast(field.default),
         }
         return Widget("number_input", {**common, **bounds, "step": cast(1)})
-    if field.kind == "date":
-        return Widget(
-            "date_input",
-            {
-                **common,
-                "value": _date(field.default),
-                "min_value": _date(field.minimum),
-                "max_value": _date(field.maximum),
-                "format": "YYYY-MM-DD",
-            },
-        )
+    # Months and dates are typed text, checked by check() on every change. Two widgets
+    # were dropped on purpose (both seen in Chromium with Streamlit 1.67): text_input's
+    # `validate` keeps a value that fails it in the browser, so the field turned red
+    # with its hint only on hover and the server went on describing the last valid
+    # value; and date_input commits a typed date only when picked or on Enter, not when
+    # Tab leaves the field. A text_input commits on Enter and whenever focus leaves it.
     text = {**common, "value": "" if field.default is None else str(field.default)}
     if field.kind == "month":
-        # The browser refuses a malformed month; check() still has the last word.
-        text.update(
-            placeholder="YYYY-MM",
-            max_chars=7,
-            validate=(MONTH_PATTERN, "Use YYYY-MM, e.g. 2013-07"),
-        )
+        text.update(placeholder="YYYY-MM", max_chars=7)
+    elif field.kind == "date":
+        text.update(placeholder="YYYY-MM-DD", max_chars=10)
     return Widget("text_input", text)
 
 
@@ -197,7 +190,7 @@ def parameter_value(field: Field, raw: Any) -> Any:
         return None
     if field.kind == "date" and isinstance(raw, dt.date):
         return raw.isoformat()
-    if field.kind in ("month", "text"):
+    if field.kind in ("date", "month", "text"):
         return str(raw).strip() or None
     if field.kind == "integer" and isinstance(raw, float) and raw.is_integer():
         return int(raw)
@@ -229,7 +222,7 @@ def check(field: Field, value: Any) -> Problem | None:
         return wrong("a string")
     if field.kind == "month" and not re.fullmatch(MONTH_PATTERN, value):
         return wrong("a month as YYYY-MM")
-    if field.kind == "date" and _date(value) is None:
+    if field.kind == "date" and (not re.fullmatch(_DATE_PATTERN, value) or _date(value) is None):
         return wrong("a date as YYYY-MM-DD")
     if field.pattern and isinstance(value, str) and not re.search(field.pattern, value):
         return wrong(f"a string matching {unanchored(field.pattern)}")

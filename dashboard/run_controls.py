@@ -16,7 +16,7 @@ from dashboard.api import ApiUnavailable, connect
 from dashboard.components import api_banner
 from reports.contracts import BATCH_FLOW
 
-_PENDING = "run_controls_pending"  # (run id, action) awaiting confirmation
+_PENDING = "run_controls_pending"  # (run id, action) awaiting confirmation, per user
 _RESULT = "run_controls_result"  # (ok, message) of the last action, shown once
 
 
@@ -37,7 +37,7 @@ def run_controls(run: RunControlsTarget) -> None:
         _buttons(run, failed)
     else:
         st.caption(f"Retry, cancel and delete need the operator role; you are an {user.role}.")
-    pending = st.session_state.get(_PENDING)
+    pending = auth.pending(_PENDING)
     if pending and pending[0] == run.id:
         _confirm(run, pending[1], failed, user)
 
@@ -72,7 +72,7 @@ def _buttons(run: RunControlsTarget, failed: int | None) -> None:
         )
     for col, (action, label, disabled, help_text) in zip(cols, choices, strict=False):
         if col.button(label, key=f"run_{action}", disabled=disabled, help=help_text):
-            st.session_state[_PENDING] = (run.id, action)
+            auth.ask(_PENDING, (run.id, action))
 
 
 def _confirm(run: RunControlsTarget, action: str, failed: int | None, user: auth.User) -> None:
@@ -88,12 +88,12 @@ def _confirm(run: RunControlsTarget, action: str, failed: int | None, user: auth
         st.warning(questions[action], icon="❓")
         yes, no, _ = st.columns([1, 1, 4])
         if yes.button("Confirm", key="run_confirm", type="primary", help="Do it now."):
-            st.session_state.pop(_PENDING, None)
+            auth.forget(_PENDING)
             result = _perform(run, action, user)
             st.session_state[_RESULT] = (result.ok, result.message)
             st.rerun()
         if no.button("Keep as is", key="run_keep", help="Close this question; nothing changes."):
-            st.session_state.pop(_PENDING, None)
+            auth.forget(_PENDING)
             st.rerun()
 
 

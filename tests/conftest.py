@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# Fixtures any layer's tests use: `ws`, `mini` and `kit` (throwaway report workspaces).
+pytest_plugins = ["workspace"]
+
 PROJECT = Path(__file__).resolve().parents[1]
 FIXTURE_CATALOG = Path(__file__).resolve().parent / "fixtures" / "catalog"
 SESSION_HOME = Path(tempfile.mkdtemp(prefix="reportrunner-tests-"))

@@ -17,7 +17,7 @@ from dashboard.api import ApiUnavailable, AuditEntry, DeploymentRow, Operations,
 from dashboard.components import api_banner
 from dashboard.formatting import clock, pool_label
 
-_PENDING = "ops_pending"  # {"kind", "args", "question"} awaiting confirmation
+_PENDING = "ops_pending"  # {"kind", "args", "question"} awaiting confirmation, per user
 _RESULT = "ops_result"  # (ok, message) of the last action, shown once
 AUDIT_ROWS = 100
 OUTCOME_LABELS = {"ok": "✅ done", "failed": "❌ failed", "denied": "⛔ denied"}
@@ -31,7 +31,7 @@ st.button("Refresh", key="ops_refresh", help="Read pools, queues, workers and th
 
 
 def _ask(kind: str, question: str, **args: Any) -> None:
-    st.session_state[_PENDING] = {"kind": kind, "args": args, "question": question}
+    auth.ask(_PENDING, {"kind": kind, "args": args, "question": question})
     st.rerun()  # the confirmation is drawn at the top of the page
 
 
@@ -58,14 +58,14 @@ def _act(api: Any, pending: dict) -> actions.ActionResult:
 
 
 def _confirmation() -> None:
-    pending = st.session_state.get(_PENDING)
+    pending = auth.pending(_PENDING)
     if not pending:
         return
     with st.container(border=True):
         st.warning(pending["question"], icon="❓")
         yes, no, _ = st.columns([1, 1, 4])
         if yes.button("Confirm", key="ops_confirm", type="primary", help="Do it now."):
-            st.session_state.pop(_PENDING, None)
+            auth.forget(_PENDING)
             try:
                 with connect() as api:
                     result = _act(api, pending)
@@ -74,7 +74,7 @@ def _confirmation() -> None:
             st.session_state[_RESULT] = (result.ok, result.message)
             st.rerun()
         if no.button("Keep as is", key="ops_keep", help="Close this question; nothing changes."):
-            st.session_state.pop(_PENDING, None)
+            auth.forget(_PENDING)
             st.rerun()
 
 

@@ -24,7 +24,7 @@ from dashboard.api import (
 from dashboard.formatting import clock, window_label
 
 _LAST = "overview_last_good"
-_PENDING = "overview_retry_pending"  # (group key, run ids) awaiting confirmation
+_PENDING = "overview_retry_pending"  # (group key, run ids) awaiting confirmation, per user
 _RESULT = "overview_retry_result"  # (ok, message) of the last group retry
 MAX_GROUPS = 10
 
@@ -105,7 +105,7 @@ def _insights(data: Overview) -> None:
 def _retry_controls(group: FailureGroup) -> None:
     """'Retry these N runs', then a confirmation that states N; the retry runs in a callback."""
     key = "retry_" + hashlib.sha1(group.signature.encode()).hexdigest()[:12]
-    pending = st.session_state.get(_PENDING)
+    pending = auth.pending(_PENDING)
     if pending and pending[0] == key:
         count = len(pending[1])
         st.warning(
@@ -150,16 +150,17 @@ def _retry_controls(group: FailureGroup) -> None:
 
 def _ask_to_retry(key: str, run_ids: tuple[str, ...]) -> None:
     # The ids are kept as they were when asked, so the confirmed count is the retried count.
-    st.session_state[_PENDING] = (key, run_ids)
+    auth.ask(_PENDING, (key, run_ids))
 
 
 def _forget_pending() -> None:
-    st.session_state.pop(_PENDING, None)
+    auth.forget(_PENDING)
 
 
 def _retry_pending() -> None:
     """Retry the confirmed runs; `actions.retry_run` checks the role and audits each one."""
-    pending = st.session_state.pop(_PENDING, None)
+    pending = auth.pending(_PENDING)
+    auth.forget(_PENDING)
     if not pending:
         return
     run_ids = pending[1]

@@ -28,7 +28,7 @@ PAGE_SIZES = [25, 50, 100, 200]
 RANGES_H = [1, 6, 24, 24 * 7, 24 * 30, 0]  # 0: any time
 _PAGE_NO = "runs_page_no"
 _QUERY_SEEN = "runs_query_seen"
-_PENDING = "runs_pending"  # {"action", "ids", "names"} awaiting confirmation
+_PENDING = "runs_pending"  # {"action", "ids", "skipped"} awaiting confirmation, per user
 _RESULT = "runs_result"  # (ok, message) of the last bulk action, shown once
 _GENERATION = "runs_table_generation"  # a new table key drops the selection after an action
 BULK = {  # action → (button label, which states it applies to; None: any)
@@ -151,16 +151,19 @@ def _selection_bar(rows: list[RunRow]) -> None:
             disabled=not eligible,
             help=f"{label[2:]} the selected runs this applies to ({len(eligible)} of {len(rows)}).",
         ):
-            st.session_state[_PENDING] = {
-                "action": action,
-                "ids": [r.id for r in eligible],
-                "skipped": len(rows) - len(eligible),
-            }
+            auth.ask(
+                _PENDING,
+                {
+                    "action": action,
+                    "ids": [r.id for r in eligible],
+                    "skipped": len(rows) - len(eligible),
+                },
+            )
     _confirm_bulk(user)
 
 
 def _confirm_bulk(user: auth.User) -> None:
-    pending = st.session_state.get(_PENDING)
+    pending = auth.pending(_PENDING)
     if not pending:
         return
     count, skipped = len(pending["ids"]), pending["skipped"]
@@ -175,12 +178,12 @@ def _confirm_bulk(user: auth.User) -> None:
         st.warning(question, icon="❓")
         yes, no, _ = st.columns([1, 1, 4])
         if yes.button("Confirm", key="runs_confirm", type="primary", help="Do it now."):
-            st.session_state.pop(_PENDING, None)
+            auth.forget(_PENDING)
             st.session_state[_RESULT] = _bulk(user, pending["action"], pending["ids"])
             st.session_state[_GENERATION] = st.session_state.get(_GENERATION, 0) + 1
             st.rerun()
         if no.button("Keep as is", key="runs_keep", help="Close this question; nothing changes."):
-            st.session_state.pop(_PENDING, None)
+            auth.forget(_PENDING)
             st.rerun()
 
 

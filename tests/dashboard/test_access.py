@@ -15,7 +15,7 @@ from prefect import get_client
 from prefect.states import Failed, Running
 from streamlit.testing.v1 import AppTest
 
-from dashboard import actions
+from dashboard import actions, auth
 from dashboard.api import connect
 from dashboard.auth import ANALYST, User
 from dashboard.passwords import hash_password
@@ -123,11 +123,14 @@ def test_an_analyst_reads_operations_but_a_forced_action_is_refused_and_audited(
     assert not at.exception
     assert at.info[0].value.startswith("Read-only: pausing and resuming need the operator role")
     assert not [b for b in at.button if (b.key or "").startswith(("pool_", "queue_", "deploy"))]
-    at.session_state["ops_pending"] = {
-        "kind": "pool",
-        "args": {"name": pool, "paused": True},
-        "question": f"Pause work pool '{pool}'?",
-    }
+    at.session_state["ops_pending"] = auth.Pending(  # forced: the page never offers it
+        "ann",
+        {
+            "kind": "pool",
+            "args": {"name": pool, "paused": True},
+            "question": f"Pause work pool '{pool}'?",
+        },
+    )
     at.run()
     at.button(key="ops_confirm").click().run()
     assert not at.exception

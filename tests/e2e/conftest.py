@@ -118,7 +118,13 @@ def _wait_until_running(up: subprocess.Popen, output: Path, timeout: float) -> N
 
 
 @pytest.fixture(scope="module")
-def stack(settings, tmp_path_factory, chromium_path, axe_script) -> Iterator[LiveStack]:
+def stack_env() -> dict[str, str]:
+    """Extra environment for the stack; a test module overrides it (e.g. sign-in users)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def stack(settings, tmp_path_factory, chromium_path, axe_script, stack_env) -> Iterator[LiveStack]:
     """`reportrunner up` without the demo batch; stopped (SIGTERM) after the module."""
     home = tmp_path_factory.mktemp("e2e-stack")
     data_dir = _private_data_dir(settings, home / "data")
@@ -129,6 +135,7 @@ def stack(settings, tmp_path_factory, chromium_path, axe_script) -> Iterator[Liv
         "REPORTRUNNER_DATA_DIR": str(data_dir),
         "REPORTRUNNER_DATABASE_URL": settings.resolved_database_url,
         "PYTHONUNBUFFERED": "1",
+        **stack_env,
     }
     env.pop("PREFECT_API_URL", None)  # `up` points everything at its own server
     command = [sys.executable, "-m", "deployments.cli", "up", "--demo-months", "0"]

@@ -71,7 +71,11 @@ def test_two_workers_on_postgres_complete_a_64_item_batch(scratch_postgres_url, 
     }
     workers = []
     try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        with (
+            pytest.MonkeyPatch.context() as patch,  # prefect_api reads the environment first
+            temporary_settings(updates={PREFECT_API_URL: server.api_url}),
+        ):
+            patch.setenv("PREFECT_API_URL", server.api_url)
             deploy()
             workers = [
                 start_worker(name, limit=2, env=env, log=tmp_path / f"{name}.log")

@@ -1,4 +1,6 @@
-"""Shared helpers for the engine's unit tests: throwaway catalogs, data and PDF text.
+"""Throwaway report workspaces for tests of any layer: catalogs, data and PDF text.
+
+Loaded for the whole session by `pytest_plugins` in tests/conftest.py.
 
 A "workspace" is a tmp folder with its own catalog, data folder and output store, so
 a test can write a tiny report (spec.yaml, loader.py, template.html.j2) and render it
@@ -22,7 +24,7 @@ from reports.definitions import Catalog, Report
 from reports.settings import Settings
 from reports.store import OutputStore
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEMO_DATA = PROJECT_ROOT / "var" / "data"
 
 # The engine flags a PDF with fewer than 200 characters of text as "nearly blank";

@@ -10,6 +10,8 @@ from prefect.states import StateType
 from flows import report
 from integration.helpers import flow_run_artifacts, pdf_text, task_runs_of
 
+pytestmark = pytest.mark.usefixtures("prefect_server")  # a real Prefect server
+
 
 def test_report_flow_renders_checked_pdf_with_artifacts(output_root: Path, flights):
     state = report(

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from prefect.states import StateType
 
 from flows import batch
 from integration.helpers import child_flow_runs, flow_run_artifacts, pdf_text, task_runs_of
+
+pytestmark = pytest.mark.usefixtures("prefect_server")  # a real Prefect server
 
 CARRIERS = ["AA", "DL", "UA", "ZZ"]  # ZZ is no airline: that item must fail alone
 MONTHS = ["2013-01", "2013-02"]

@@ -448,15 +448,14 @@ def test_links_keep_web_and_mail_targets_only(site):
 
 
 @pytest.fixture(scope="module")
-def carrier_monthly(kit, tmp_path_factory):
+def carrier_monthly(settings, kit, tmp_path_factory):
+    # The session's `settings` fixture builds the demo data when it is missing.
     from reports.definitions import Catalog
     from reports.render import build_context, load_data
     from reports.settings import Settings
 
-    if not (kit.DEMO_DATA / "flights.parquet").is_file():
-        pytest.skip("demo data missing: run `reportrunner data setup`")
-    settings = Settings(home=tmp_path_factory.mktemp("home"), data_dir=kit.DEMO_DATA)
-    report = Catalog(settings=settings).get("carrier-monthly")
+    own = Settings(home=tmp_path_factory.mktemp("home"), data_dir=kit.DEMO_DATA)
+    report = Catalog(settings=own).get("carrier-monthly")
     params = report.validate({"carrier": "AA", "month": "2013-07"})
     page = render_html(report, params, build_context(report, params, load_data(report, params)))
     return report, page

@@ -235,7 +235,7 @@ def test_blocked_attachment_in_a_report_writes_nothing(mini, kit):
 
 
 def test_passwd_never_reaches_an_output(mini, kit):
-    # A data value cannot inject the link at all: it is escaped (see test_unit_escaping).
+    # A data value cannot inject the link at all: it is escaped (tests/reports/test_escaping.py).
     mini.write_table(
         "items",
         [
