@@ -340,7 +340,7 @@ def deploy(schedules_active: bool | None = None, path: Path = PREFECT_YAML) -> D
     specs = load_deployment_specs(path, skipped=result.skipped)
     webhook = get_settings().failure_webhook_url
     # A command may wait out a server that is busy: Prefect's usual retries, not a page's.
-    with connect(ApiConfig.from_env(timeout_s=30, retries=3)) as api:
+    with connect(ApiConfig.active(timeout_s=30, retries=3)) as api:
         client = api.client
         ensure_infrastructure(client, result)
         for spec in specs:

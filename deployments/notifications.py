@@ -72,9 +72,9 @@ def ensure_failure_notifications(webhook_url: str | None, client: Any = None) ->
     the deploy summary; the URL itself is never part of it.
     """
     if client is None:
-        from prefect_api import connect
+        from prefect_api import ApiConfig, connect
 
-        with connect() as api:
+        with connect(ApiConfig.active(timeout_s=30, retries=3)) as api:
             return _ensure(api.client, webhook_url)
     return _ensure(client, webhook_url)
 

@@ -71,7 +71,7 @@ def collect_status(
     Never raises for an unreachable or failing API: the report says so instead.
     `config` replaces the environment's connection settings (tests pass a transport).
     """
-    config = config or ApiConfig.from_env(timeout_s=timeout_s, retries=0)  # answer at once
+    config = config or ApiConfig.active(timeout_s=timeout_s, retries=0)  # answer at once
     if api_url:
         config = dataclasses.replace(config, url=api_url.rstrip("/"))
     now = datetime.now(UTC)

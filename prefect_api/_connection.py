@@ -47,7 +47,8 @@ class ApiConfig:
 
     @classmethod
     def from_env(cls, timeout_s: float = 5.0, **options: Any) -> ApiConfig:
-        """The environment wins over the Prefect profile (the dashboard runs with `up`'s env)."""
+        """The environment wins over the Prefect profile: the dashboard's choice, since it
+        runs with the environment `up` (or its service manager) gives it."""
         from prefect.settings import get_current_settings
 
         api = get_current_settings().api
@@ -56,6 +57,21 @@ class ApiConfig:
         key = os.environ.get("PREFECT_API_KEY") or _secret(api.key)
         return cls(
             url=url.rstrip("/"), auth_string=auth, api_key=key, timeout_s=timeout_s, **options
+        )
+
+    @classmethod
+    def active(cls, timeout_s: float = 5.0, **options: Any) -> ApiConfig:
+        """Prefect's active settings, as its own `get_client()` sees them: a command's
+        choice, so that `temporary_settings(...)` and profiles are honoured."""
+        from prefect.settings import get_current_settings
+
+        api = get_current_settings().api
+        return cls(
+            url=(api.url or "").rstrip("/"),
+            auth_string=_secret(api.auth_string),
+            api_key=_secret(api.key),
+            timeout_s=timeout_s,
+            **options,
         )
 
     @property

@@ -189,3 +189,38 @@ def _command_line(pid: int) -> str:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_LeftoverProcessGuard(), "reportrunner-leftover-processes")
+    if os.environ.get("CI"):
+        config.pluginmanager.register(_NoSkipsUnderCi(), "reportrunner-no-skips-under-ci")
+
+
+# ---- under CI, every test runs -------------------------------------------------------------
+
+
+class _NoSkipsUnderCi:
+    """With CI=true, a skipped test fails the run, named: CI must run every test.
+
+    Skips are for a laptop without PostgreSQL or Chromium; on CI they would hide a test
+    that silently stopped running. Expected failures (xfail) are not skips.
+    """
+
+    def __init__(self) -> None:
+        self.skipped: list[str] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.skipped and not hasattr(report, "wasxfail"):
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+            self.skipped.append(f"{report.nodeid}: {reason}")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not self.skipped:
+            return
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        title = f"CI=true: {len(self.skipped)} test(s) skipped; under CI every test must run"
+        if reporter is not None:
+            reporter.line("")
+            reporter.write_sep("!", title, red=True, bold=True)
+            for line in self.skipped:
+                reporter.write_line(line, red=True)
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED

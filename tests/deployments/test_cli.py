@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from integration.helpers import pdf_text
+from prefect_helpers import pdf_text
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

@@ -9,7 +9,7 @@ import pytest
 from prefect.states import StateType
 
 from flows import batch
-from integration.helpers import child_flow_runs, flow_run_artifacts, pdf_text, task_runs_of
+from prefect_helpers import child_flow_runs, flow_run_artifacts, pdf_text, task_runs_of
 
 pytestmark = pytest.mark.usefixtures("prefect_server")  # a real Prefect server
 

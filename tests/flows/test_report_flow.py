@@ -8,7 +8,7 @@ import pytest
 from prefect.states import StateType
 
 from flows import report
-from integration.helpers import flow_run_artifacts, pdf_text, task_runs_of
+from prefect_helpers import flow_run_artifacts, pdf_text, task_runs_of
 
 pytestmark = pytest.mark.usefixtures("prefect_server")  # a real Prefect server
 

@@ -1,4 +1,5 @@
-"""Reading results back (PDFs as text, artifacts and task runs) and starting workers."""
+"""For tests against a real Prefect server: reading results back (PDFs as text, artifacts,
+task runs) and starting workers."""
 
 from __future__ import annotations
 

@@ -21,12 +21,14 @@ from uuid import UUID
 import pytest
 
 from deployments.processes import stop_process_group
-from integration.helpers import (
+from prefect_helpers import (
     child_flow_runs,
     flow_run_artifacts,
     pdf_text,
     start_worker,
 )
+
+pytestmark = pytest.mark.usefixtures("prefect_server")  # the session's real server
 
 CARRIERS = "AA,DL,UA,B6"
 MONTHS = "2013-01,2013-02,2013-03,2013-04,2013-05,2013-06"

@@ -36,7 +36,7 @@ from deployments.processes import (
     stop_process_group,
 )
 from deployments.worker import EXIT_FORCED_STOP
-from integration.helpers import start_worker
+from prefect_helpers import start_worker
 
 STOP_LIMIT_S = 15.0
 TEST_GRACE_S = 40.0  # the test's own SIGKILL comes only long after the limit
@@ -62,7 +62,7 @@ def own_server(tmp_path_factory, settings) -> Iterator[PrefectServer]:
 
 @pytest.fixture
 def _server(own_server):
-    """Replaces integration/conftest.py's session server: these tests need their own."""
+    """Replaces tests/deployments/conftest.py's session server: these tests need their own."""
     return own_server
 
 

@@ -14,7 +14,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from deployments.prefect_server import PrefectServer
 from deployments.processes import stop_process_group
-from integration.helpers import child_flow_runs, flow_run_artifacts, pdf_text, start_worker
+from prefect_helpers import child_flow_runs, flow_run_artifacts, pdf_text, start_worker
 
 pytestmark = pytest.mark.postgres
 

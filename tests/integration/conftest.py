@@ -1,7 +1,0 @@
-import pytest
-
-
-@pytest.fixture(autouse=True)
-def _server(prefect_server):
-    """Every integration test talks to the session's Prefect server."""
-    return prefect_server
