@@ -28,7 +28,7 @@ def test_a_normal_render_uses_well_under_the_address_space_cap(output_root: Path
             str(output_root),
             True,
         ).result(timeout=300)
-        assert outcome["status"] == "rendered"
+        assert outcome.status == "rendered"
     pid = render_pool.submit(1, os.getpid).result(timeout=60)
     try:
         used = _address_space_mb(pid)
