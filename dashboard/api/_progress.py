@@ -35,15 +35,18 @@ def parse_progress(data: Any, description: str | None) -> ParsedProgress:
     snapshot = ProgressSnapshot.from_description(description)
     if snapshot is None:
         return ParsedProgress(percent=percent, sentence=sentence)
-    eta = None if snapshot.finished else ("pending" if snapshot.eta_s is None else None)
+    eta_s = None if snapshot.finished else snapshot.eta_s
+    eta = None  # a finished batch has none
+    if not snapshot.finished:
+        eta = "pending" if eta_s is None else format_duration(eta_s)
     return ParsedProgress(
         percent=snapshot.percent if percent is None else percent,
         done=snapshot.done,
         total=snapshot.total,
         unchanged=snapshot.skipped,
         failed=snapshot.failed,
-        eta=eta or (None if snapshot.finished else format_duration(snapshot.eta_s)),
-        eta_s=None if snapshot.finished else snapshot.eta_s,
+        eta=eta,
+        eta_s=eta_s,
         sentence=sentence,
     )
 
