@@ -1,7 +1,7 @@
 """What the resume check's data load costs next to the render it can save.
 
 A batch plans before it renders: for an item that has a manifest, it loads the item's
-data and fingerprints it (`reports.jobs.is_item_current`). An item that turns out
+data and fingerprints it (`reports.jobs.current_manifest`). An item that turns out
 changed then loads its data again in a render process. This measures, per item, in
 one warm process (as the batch's planner and each render process are):
 
@@ -54,8 +54,8 @@ def main() -> None:
 
     renders = timed(lambda p: render_report(report, p, store))
     loads = timed(lambda p: load_data(report, p))
-    checks = timed(lambda p: jobs.is_item_current(report.name, p, output))
-    assert all(jobs.is_item_current(report.name, p, output) for p in items)
+    checks = timed(lambda p: jobs.current_manifest(report.name, p, output))
+    assert all(jobs.current_manifest(report.name, p, output) for p in items)
 
     def ms(values: list[float]) -> str:
         return f"median {1000 * statistics.median(values):7.1f} ms"

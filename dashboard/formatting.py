@@ -48,6 +48,22 @@ def clock(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def short_clock(moment: datetime | None, now: datetime | None = None) -> str:
+    """'30 Nov 14:05' (UTC), with the year when it is not this year's: fits a metric tile."""
+    if moment is None:
+        return "–"
+    moment = moment.astimezone(UTC)
+    this_year = (now or datetime.now(UTC)).astimezone(UTC).year
+    return moment.strftime("%d %b %H:%M" if moment.year == this_year else "%d %b %Y %H:%M")
+
+
+def deployment_text(deployment: str | None, nested: bool = False) -> str:
+    """The deployment's full name, or where a run without one came from: never 'None'."""
+    if deployment:
+        return deployment
+    return "— (inside its batch)" if nested else "— (CLI)"
+
+
 def window_label(hours: float) -> str:
     if hours < 48:
         return f"last {hours:g} h"

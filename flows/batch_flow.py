@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from typing import Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from prefect import flow, get_client, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -45,6 +45,7 @@ from flows import render_pool
 from flows.artifacts import publish_batch_artifacts
 from flows.chunk_flow import render_chunk
 from flows.chunk_results import read_outcomes
+from flows.item_records import ItemRecorder, batch_dimensions
 from flows.items import check_items, expand_items, split_chunks
 from flows.parameters import ChunkSize, ItemsPerTask, Parallelism, ReportName
 from flows.progress import ProgressTracker
@@ -55,19 +56,24 @@ from reports.contracts import (
     CHUNK_DEPLOYMENT,
     Outcome,
     artifact_key,
-    item_key,
+    batch_run_name,
 )
 from reports.definitions import default_catalog
+from reports.index import open_index, render_durations
 
 ChunkRuns = Literal["auto", "local", "deployment"]
 
 
 def _run_name() -> str:
     params = flow_run.parameters
-    over = params.get("over") or {}
-    fixed = params.get("parameters") or {}
-    dims = " × ".join(over) if over else f"{len(params.get('items') or [])} items"
-    return f"{params['report']} batch over {dims} {item_key(fixed)}".strip()
+    return _run_name_of(
+        params["report"], params.get("over"), params.get("parameters"), params.get("items")
+    )
+
+
+def _run_name_of(report: str, over, fixed, items) -> str:
+    # The dashboard names the runs it creates with the same function.
+    return batch_run_name({"report": report, "over": over, "parameters": fixed, "items": items})
 
 
 @flow(name=BATCH_FLOW, flow_run_name=_run_name, persist_result=False)
@@ -107,14 +113,25 @@ def batch(
             parallel,
         )
     output_url = settings.resolved_output_url
-    batch_id = str(flow_run.id or "local")
+    # Chunks and the item index know the batch by this id: the flow run's, or a fresh one
+    # when the flow runs without an API (tests calling the function directly).
+    batch_id = str(flow_run.id or uuid4())
     progress = ProgressTracker(
         total=len(expanded),
         artifact_key=artifact_key(report, BATCH_PROGRESS),
         cooldown_s=settings.progress_cooldown_s,
         listeners=progress_registry.subscribers(),
+        history_item_s=_item_seconds(report, parallel),
     )
     progress.start()
+    recorder = ItemRecorder(
+        report, run_id=batch_id, batch_id=batch_id, progress=progress, logger=logger
+    )
+    recorder.start_batch(
+        flow_run.name or _run_name_of(report, over, parameters, items),
+        batch_dimensions(over, expanded),
+        expanded,
+    )
 
     # Each item is validated once, here: a bad one fails alone before any planning or
     # rendering. Items whose outputs are current are settled next, so an unchanged
@@ -124,16 +141,15 @@ def batch(
     for index, checked in enumerate(check_items(definition, expanded)):
         if isinstance(checked, ReportError):
             outcomes[index] = Outcome.failed(expanded[index], str(checked))
-            progress.record("failed")
         else:
             typed[index] = checked
     invalid = len(outcomes)
     if not force:
-        current = plan_items(report, list(typed.values()), output_url)
-        for index, is_current in zip(list(typed), current, strict=True):
-            if is_current:
-                outcomes[index] = Outcome.skipped(expanded[index])
-                progress.record("skipped")
+        manifests = plan_items(report, list(typed.values()), output_url)
+        for index, manifest in zip(list(typed), manifests, strict=True):
+            if manifest is not None:
+                outcomes[index] = jobs.outcome_of(expanded[index], manifest)
+    recorder.finished([outcomes[index] for index in sorted(outcomes)])
     todo = [index for index in range(len(expanded)) if index not in outcomes]
     chunks = split_chunks([expanded[i] for i in todo], chunk_size or settings.chunk_size)
     remote = _spread_over_workers(chunk_runs, len(chunks))
@@ -160,18 +176,36 @@ def batch(
         run = _run_chunks_on_workers if remote else _run_chunks_here
         outcomes.update(zip(todo, run(report, chunks, options, progress), strict=True))
     ordered = [outcomes[index] for index in range(len(expanded))]
-    return _summarize(report, ordered, progress, output_url, logger)
+    return _summarize(report, ordered, progress, output_url, logger, recorder)
 
 
 @task(name="plan", cache_policy=NO_CACHE, persist_result=False)
-def plan_items(report: str, items: list[dict[str, Any] | None], output_url: str) -> list[bool]:
-    """For each validated item: are its outputs present and made from the same inputs?
+def plan_items(
+    report: str, items: list[dict[str, Any] | None], output_url: str
+) -> list[dict[str, Any] | None]:
+    """For each validated item: its manifest if its outputs are present and current.
 
     A check is a cached-data lookup and a manifest read (none at all for an item never
     rendered), done in this process: render processes would only take the cores
     from it. An item that could not be validated yet (None) is left to the render step.
     """
-    return [jobs.is_item_current(report, item, output_url) for item in items]
+    return [jobs.current_manifest(report, item, output_url) for item in items]
+
+
+def _item_seconds(report: str, parallel: int) -> tuple[float, float] | None:
+    """Seconds per item this batch may take, low and high, from the report's history.
+
+    The first ETA, before any item has finished, comes from this: the report's recent
+    render times (25th and 75th percentile), spread over the render processes.
+    """
+    try:
+        durations = sorted(render_durations(open_index(), report))
+    except Exception:
+        return None
+    if len(durations) < 3:
+        return None
+    low, high = durations[len(durations) // 4], durations[(3 * len(durations)) // 4]
+    return low / parallel, high / parallel
 
 
 def _spread_over_workers(chunk_runs: ChunkRuns, chunks: int) -> bool:
@@ -295,7 +329,7 @@ def _poll_progress(
     progress.set_counts(rendered=rendered, skipped=skipped, failed=failed)
 
 
-def _summarize(report, outcomes, progress: ProgressTracker, output_url, logger):
+def _summarize(report, outcomes, progress: ProgressTracker, output_url, logger, recorder):
     # The outcomes are the truth; progress counts from polling were estimates.
     progress.set_counts(
         rendered=sum(o.status == "rendered" for o in outcomes),
@@ -317,6 +351,7 @@ def _summarize(report, outcomes, progress: ProgressTracker, output_url, logger):
         "output_url": output_url,
     }
     logger.info("%s: %s", report, summary)
+    recorder.finish_batch("failed" if progress.failed else "completed", summary)
     if progress.failed:
         first = result["failed_items"][0]
         message = (

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextvars
 import os
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -33,6 +32,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import render_pool
 from flows.chunk_results import write_outcomes
+from flows.item_records import ItemRecorder
 from flows.items import split_chunks
 from flows.parameters import BatchId, ChunkIndex, ItemsPerTask, Parallelism, ReportName
 from flows.progress import ProgressTracker, lookup
@@ -64,20 +64,22 @@ def render_items(
     output_url: str,
     parallel: int,
     force: bool,
-    record: Callable[[str], None],
+    recorder: ItemRecorder,
 ) -> list[Outcome]:
     """Render `items` side by side; one outcome per item, in order.
 
-    `record` counts each finished item in the batch's progress at once.
+    `recorder` counts each finished item in the batch's progress and records it in the
+    item index at once, so it is searchable while the rest still render.
 
     Ends Failed (ItemsFailed, carrying every outcome) when any item failed, so the
     Prefect UI shows which task holds the failure.
     """
     logger = get_run_logger()
+    recorder.started(items)
 
     def render_one(item: dict[str, Any]) -> Outcome:
         outcome = _render_with_retries(report, item, output_url, parallel, force, logger)
-        record(outcome.status)
+        recorder.finished([outcome])
         return outcome
 
     with ThreadPoolExecutor(max_workers=len(items), thread_name_prefix="item") as threads:
@@ -161,13 +163,20 @@ def render_chunk(
     if in_process is None:
         progress.start()
 
+    recorder = ItemRecorder(
+        report,
+        run_id=str(flow_run.id) if flow_run.id else None,
+        batch_id=batch_id,
+        progress=progress,
+        logger=get_run_logger(),
+    )
     render_pool.warm_up(parallel)  # in the background, while tasks are being created
     outcomes: dict[int, Outcome] = {}
     futures = {}
     for group in split_chunks(list(range(len(items))), items_per_task or settings.items_per_task):
         group_items = [items[index] for index in group]
         future = render_items.with_options(task_run_name=_task_name(group_items)).submit(
-            report, group_items, output_url, parallel, force, progress.record
+            report, group_items, output_url, parallel, force, recorder
         )
         futures[future] = group
     for future in as_completed(list(futures)):
@@ -179,8 +188,7 @@ def render_chunk(
             message = _describe(result)
             get_run_logger().error("render task failed: %s", message)
             result = [Outcome.failed(items[i], message) for i in group]
-            for _ in group:
-                progress.record("failed")
+            recorder.finished(result)
         outcomes.update(zip(group, result, strict=True))
     ordered = [outcomes[i] for i in range(len(items))]
     if batch_id and in_process is None:

@@ -11,6 +11,7 @@ markdown summary and links in the Prefect UI.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
@@ -21,11 +22,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows.artifacts import publish_report_artifacts
+from flows.item_records import ItemRecorder
 from flows.parameters import Formats, ReportName
 from flows.retry import TASK_RETRY_OPTIONS
 from flows.source_slots import source_slot
-from reports import OutputStore, get_settings
-from reports.contracts import PROGRESS, REPORT_FLOW, artifact_key, item_key
+from reports import OutputStore, ReportError, get_settings, jobs
+from reports.contracts import PROGRESS, REPORT_FLOW, Outcome, artifact_key, report_run_name
 from reports.definitions import default_catalog
 from reports.render import STAGES, run_stages
 
@@ -45,9 +47,12 @@ def stage_task(fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
 
 
+def _message(error: BaseException) -> str:
+    return str(error) if isinstance(error, ReportError) else f"{type(error).__name__}: {error}"
+
+
 def _run_name() -> str:
-    params = flow_run.parameters
-    return f"{params['report']} {item_key(params.get('parameters') or {})}".strip()
+    return report_run_name(flow_run.parameters)
 
 
 @flow(name=REPORT_FLOW, flow_run_name=_run_name, persist_result=False)
@@ -72,14 +77,23 @@ def report(
         update_progress_artifact(progress, done, description=f"{name} done")
         return result
 
-    manifest = run_stages(
-        definition,
-        parameters or {},
-        store,
-        formats=formats,
-        run_stage=run_stage,
-        on_quality_issue=lambda issues: logger.warning("quality gate: %s", "; ".join(issues)),
-    )
+    recorder = ItemRecorder(report, run_id=str(flow_run.id) if flow_run.id else None, logger=logger)
+    recorder.started([parameters or {}])
+    started = time.perf_counter()
+    try:
+        manifest = run_stages(
+            definition,
+            parameters or {},
+            store,
+            formats=formats,
+            run_stage=run_stage,
+            on_quality_issue=lambda issues: logger.warning("quality gate: %s", "; ".join(issues)),
+        )
+    except Exception as error:
+        recorder.finished([Outcome.failed(parameters or {}, _message(error))])
+        raise
+    duration = round(time.perf_counter() - started, 3)
+    recorder.finished([jobs.outcome_of(parameters or {}, manifest, duration_s=duration)])
     publish_report_artifacts(manifest, store)
     logger.info("%s: %s pages, outputs in %s", report, manifest["pages"], manifest["item_dir"])
     return manifest

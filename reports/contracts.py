@@ -9,6 +9,7 @@ layer can import it.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -134,6 +135,36 @@ def item_row_params(row: Mapping[str, Any]) -> dict[str, Any]:
     return ItemKey.parse(str(row["item"]))
 
 
+def report_run_name(parameters: Mapping[str, Any]) -> str:
+    """A report run's business name, from its flow parameters: `carrier-monthly carrier=AA
+    month=2013-07`. The flow names its runs so, and the dashboard names them so at creation."""
+    return f"{parameters['report']} {item_key(parameters.get('parameters') or {})}".strip()
+
+
+def batch_run_name(parameters: Mapping[str, Any]) -> str:
+    """A batch run's business name: `carrier-monthly batch over month carrier=AA`."""
+    over = parameters.get("over") or {}
+    fixed = parameters.get("parameters") or {}
+    dims = " × ".join(over) if over else f"{len(parameters.get('items') or [])} items"
+    return f"{parameters['report']} batch over {dims} {item_key(fixed)}".strip()
+
+
+def run_name(flow: str | None, parameters: Mapping[str, Any] | None) -> str | None:
+    """The business name of a `report` or `batch` run, or None for other flows (and runs
+    without a report), whose own run name stands."""
+    report = (parameters or {}).get("report")
+    if not isinstance(report, str) or not report:
+        return None
+    try:
+        if flow == REPORT_FLOW:
+            return report_run_name(parameters or {})
+        if flow == BATCH_FLOW:
+            return batch_run_name(parameters or {})
+    except (AttributeError, TypeError):  # parameters of an unexpected shape: no name
+        return None
+    return None
+
+
 def _text(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
@@ -146,6 +177,33 @@ def _encode(text: str) -> str:
 _UNSAFE_IN_KEY = re.compile(r"[%=\s]")
 
 OutcomeStatus = Literal["rendered", "skipped", "failed"]
+
+# An item's status as the item index keeps it and every page shows it: always an icon
+# and a word, never a colour alone. "flagged": rendered, but its quality gate warned.
+ItemStatus = Literal["rendered", "unchanged", "flagged", "failed", "running", "pending"]
+ITEM_STATUSES: tuple[str, ...] = get_args(ItemStatus)
+ITEM_STATUS_ICONS = {
+    "rendered": "✅",
+    "unchanged": "♻️",
+    "flagged": "⚠️",
+    "failed": "❌",
+    "running": "⏳",
+    "pending": "🕒",
+}
+
+
+def item_status(outcome_status: str, quality: str | None = None) -> ItemStatus:
+    """The item status an outcome leaves: skipped reads "unchanged", a warned render "flagged"."""
+    if outcome_status == "skipped":
+        return "unchanged"
+    if outcome_status == "rendered" and quality not in (None, "ok"):
+        return "flagged"
+    return "failed" if outcome_status == "failed" else "rendered"
+
+
+def status_label(status: str) -> str:
+    """'❌ failed': icon and word together."""
+    return f"{ITEM_STATUS_ICONS.get(status, '•')} {status}"
 
 
 @dataclass
@@ -162,6 +220,13 @@ class Outcome:
     quality: str | None = None  # ok, warning, failed
     item_dir: str | None = None
     files: list[str] = field(default_factory=list)
+    # From the manifest of the outputs (rendered, or found current): what the item index
+    # keeps as the item's history. `rendered_at` and `fingerprint` identify one render.
+    fingerprint: str | None = None
+    data_hash: str | None = None
+    rendered_at: str | None = None
+    rows: dict[str, int] = field(default_factory=dict)
+    kpis: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def failed(cls, params: Mapping[str, Any], error: str, attempts: int = 1) -> Outcome:
@@ -200,6 +265,8 @@ class ProgressSnapshot:
     failed: int = 0
     elapsed_s: float = 0.0
     eta_s: float | None = None  # None: not enough seen yet to tell
+    eta_low_s: float | None = None  # the range the ETA may fall in
+    eta_high_s: float | None = None
 
     @property
     def done(self) -> int:
@@ -220,8 +287,15 @@ class ProgressSnapshot:
         text += f", {self.failed} failed"
         if self.finished:
             return text + f", took {format_duration(self.elapsed_s)}"
-        eta = "pending" if self.eta_s is None else format_duration(self.eta_s)
-        return text + f", ETA {eta}"
+        return text + f", ETA {self.eta_text()}"
+
+    def eta_text(self) -> str:
+        """'4–6 min', '40 s', or 'pending' while there is nothing to estimate from."""
+        if self.eta_s is None:
+            return "pending"
+        if self.eta_low_s is None or self.eta_high_s is None:
+            return format_duration(self.eta_s)
+        return format_duration_range(self.eta_low_s, self.eta_high_s)
 
     def description(self) -> str:
         data = json.dumps(asdict(self), separators=(",", ":"))
@@ -246,6 +320,20 @@ def sentence_of(description: str | None) -> str:
 
 
 # ---- words -------------------------------------------------------------------------------
+
+
+def format_duration_range(low: float, high: float) -> str:
+    """'20–40 s', '4–6 min', '1 h 10 min – 1 h 40 min': a range at a precision it can hold."""
+    low, high = max(0.0, min(low, high)), max(0.0, low, high)
+    if high < 60:
+        lo, hi = math.floor(low), math.ceil(high)
+        return f"{hi} s" if lo == hi else f"{lo}–{hi} s"
+    if high < 3600:
+        lo, hi = math.floor(low / 60), math.ceil(high / 60)
+        if lo == 0:
+            return f"under {hi} min"
+        return f"{hi} min" if lo == hi else f"{lo}–{hi} min"
+    return f"{format_duration(low)} – {format_duration(high)}"
 
 
 def format_duration(seconds: float | None) -> str:

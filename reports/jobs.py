@@ -41,24 +41,45 @@ def ready() -> None:
     """A no-op: submitting it makes a new render process import everything up front."""
 
 
-def is_item_current(report_name: str, typed: dict[str, Any] | None, output_url: str) -> bool:
-    """True when the item's outputs exist and were made from the same inputs (any process).
+def current_manifest(
+    report_name: str, typed: dict[str, Any] | None, output_url: str
+) -> dict[str, Any] | None:
+    """The item's manifest when its outputs exist and were made from the same inputs.
 
     `typed`: the item's validated parameters (None: not validated, so not known current).
     """
     if typed is None:
-        return False
+        return None
     try:
         report = default_catalog().get(report_name)
         store = OutputStore(output_url)
         manifest = store.read_manifest(store.item_dir(report.name, typed))
         if manifest is None:
-            return False  # never rendered: no need to load its data to know
+            return None  # never rendered: no need to load its data to know
         data = load_data(report, typed)
         fp = fingerprint(report, typed, data, report.spec.outputs)  # a batch writes them all
-        return is_current(store, report, typed, fp, manifest=manifest) is not None
+        return is_current(store, report, typed, fp, manifest=manifest)
     except Exception:
-        return False  # anything odd: let the render step decide and report it
+        return None  # anything odd: let the render step decide and report it
+
+
+def outcome_of(params: dict[str, Any], manifest: dict[str, Any], **extra: Any) -> Outcome:
+    """An item's outcome from the manifest of its outputs (rendered now, or found current)."""
+    return Outcome(
+        key=item_key(params),
+        params=dict(params),
+        status="skipped" if manifest.get("skipped", True) else "rendered",
+        pages=manifest.get("pages"),
+        item_dir=manifest.get("item_dir"),
+        quality=(manifest.get("quality") or {}).get("status"),
+        files=[entry["path"] for entry in manifest.get("files", [])],
+        fingerprint=manifest.get("fingerprint"),
+        data_hash=manifest.get("data_fingerprint"),
+        rendered_at=manifest.get("created_at"),
+        rows=dict(manifest.get("rows") or {}),
+        kpis=dict(manifest.get("kpis") or {}),
+        **extra,
+    )
 
 
 def render_item(report_name: str, params: dict[str, Any], output_url: str, force: bool) -> Outcome:
@@ -77,13 +98,4 @@ def render_item(report_name: str, params: dict[str, Any], output_url: str, force
             OutputStore(output_url),
             skip_unchanged=not force,
         )
-    return Outcome(
-        key=key,
-        params=dict(params),
-        status="skipped" if manifest["skipped"] else "rendered",
-        duration_s=round(time.perf_counter() - started, 3),
-        pages=manifest.get("pages"),
-        item_dir=manifest["item_dir"],
-        quality=manifest["quality"]["status"],
-        files=[entry["path"] for entry in manifest["files"]],
-    )
+    return outcome_of(params, manifest, duration_s=round(time.perf_counter() - started, 3))

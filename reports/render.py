@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 _STYLES_MARKER = "<!-- reportrunner:styles -->"
 # A PDF with fewer laid-out characters than this holds little beyond its headings.
 _BLANK_PDF_CHARS = 200
+_MAX_KPIS = 24  # headline figures kept per render
 
 
 @dataclass
@@ -168,6 +169,23 @@ def build_context(report: Report, params: dict[str, Any], data: LoadedData) -> d
     return context
 
 
+def kpis_of(context: dict[str, Any]) -> dict[str, str]:
+    """The report's headline figures, label → value as the reader sees them.
+
+    By convention a loader's context holds `kpis`, a list of {label, value, …} tiles;
+    the manifest keeps them so the item index can show what changed between renders.
+    Anything else there is ignored: the figures are a courtesy, never a failure.
+    """
+    tiles = context.get("kpis")
+    if not isinstance(tiles, list):
+        return {}
+    return {
+        str(tile["label"])[:80]: str(tile["value"])[:80]
+        for tile in tiles[:_MAX_KPIS]
+        if isinstance(tile, dict) and "label" in tile and "value" in tile
+    }
+
+
 def render_html(report: Report, params: dict[str, Any], context: dict[str, Any]) -> RenderedHtml:
     tables = [value for value in context.values() if isinstance(value, Table)]
     apply_row_limit(
@@ -227,6 +245,7 @@ def publish(
     fingerprint_: str,
     timings: dict[str, float],
     formats: list[str],
+    kpis: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Write the outputs, then the manifest: a manifest exists only for complete outputs."""
     item_dir = store.item_dir(report.name, params)
@@ -264,6 +283,7 @@ def publish(
         "pages": pdf.pages if pdf else None,
         "rows": data.rows,
         "table_rows": {t.name: t.total_rows for t in html.tables},
+        "kpis": kpis or {},
         "quality": quality.as_dict(),
         "timings_s": {k: round(v, 4) for k, v in timings.items()},
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -356,11 +376,12 @@ def run_stages(
         fp,
         timings,
         chosen,
+        kpis_of(context),
     )
     return {**manifest, "skipped": False}
 
 
-def _publish_stage(report, params, store, html, pdf, data, quality, fp, timings, formats):
+def _publish_stage(report, params, store, html, pdf, data, quality, fp, timings, formats, kpis):
     return publish(
         report,
         params,
@@ -372,6 +393,7 @@ def _publish_stage(report, params, store, html, pdf, data, quality, fp, timings,
         fingerprint_=fp,
         timings=timings,
         formats=formats,
+        kpis=kpis,
     )
 
 

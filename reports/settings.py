@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         default=None,
         description="Output root: a local folder or any fsspec URL (default: home/outputs).",
     )
+    index_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the item index (default: SQLite in home; "
+        "PostgreSQL when workers run on several hosts).",
+    )
     catalog_dir: Path = Field(
         default=Path(__file__).resolve().parent / "catalog",
         description="Folder holding one sub-folder per report definition.",
@@ -80,6 +85,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.resolved_data_dir / 'nycflights13.sqlite'}"
+
+    @property
+    def resolved_index_url(self) -> str:
+        return self.index_url or f"sqlite:///{self.home / 'index.sqlite'}"
 
     @property
     def resolved_output_url(self) -> str:

@@ -18,7 +18,9 @@ from uuid import UUID
 
 from dashboard.api._models import BatchProgress
 from dashboard.api._progress import batch_progress
+from dashboard.api._runs import display_name
 from prefect_api import Api, one_line, utc, word
+from reports.contracts import deployment_name
 
 PAGE = 200  # the API's largest page
 MAX_DETAIL_CALLS = 1 + 1 + 1 + 1 + 1 + 2 + 3 + 2 + 1  # = 13
@@ -50,9 +52,9 @@ def parse_run_id(text: str | None) -> str:
 @dataclass(frozen=True)
 class RunHeader:
     id: str
-    name: str
+    name: str  # the business name, even before the flow has renamed the run on start
     flow: str | None
-    deployment: str | None
+    deployment: str | None  # full name, "report/carrier-monthly"; None: not from a deployment
     state_type: str
     state_name: str
     message: str | None  # the state's message: for a failed run, its one-line error
@@ -197,9 +199,11 @@ def run_header(api: Api, run_id: str) -> RunHeader | None:
         deployment = None
         if run.deployment_id:
             try:
-                deployment = api.client.read_deployment(run.deployment_id).name
+                deployment = deployment_name(
+                    flow.name, api.client.read_deployment(run.deployment_id).name
+                )
             except ObjectNotFound:
-                deployment = None  # deleted since: the run still shows
+                deployment = "(deleted deployment)"  # deleted since: the run still shows
         parent = None
         if run.parent_task_run_id:
             try:
@@ -208,7 +212,7 @@ def run_header(api: Api, run_id: str) -> RunHeader | None:
                 parent = None
     return RunHeader(
         id=str(run.id),
-        name=run.name,
+        name=display_name(run, flow.name),
         flow=flow.name,
         deployment=deployment,
         state_type=word(run.state_type) or "UNKNOWN",

@@ -5,9 +5,10 @@
 stored on them: 1 CSRF token, 1 flows, 1 per 200 deployments. Scheduled batches
 (their `over` fixed in prefect.yaml) are not offered.
 
-`create_run()` returns at once (the run waits Scheduled for a worker). A server that
-refuses the parameters (its schema check, HTTP 409/422) raises `RunRefused`; any
-other failure leaves as `ApiUnavailable`.
+`create_run()` returns at once (the run waits Scheduled for a worker). It names the run
+as the flow will (`reports.contracts.run_name`), so the business name shows at once, not
+Prefect's temporary random one. A server that refuses the parameters (its schema check,
+HTTP 409/422) raises `RunRefused`; any other failure leaves as `ApiUnavailable`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from uuid import UUID
 import httpx
 
 from prefect_api import Api, one_line
-from reports.contracts import BATCH_FLOW, REPORT_FLOW
+from reports.contracts import BATCH_FLOW, REPORT_FLOW, run_name
 
 PAGE = 200
 _REFUSED = {400, 409, 422}
@@ -37,6 +38,11 @@ class LaunchTarget:
     deployment_id: str
     deployment: str  # "report/carrier-monthly"
     schema: dict[str, Any]
+
+    @property
+    def flow(self) -> str:
+        """"report" or "batch": the flow part of the deployment's full name."""
+        return self.deployment.split("/", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,10 @@ def create_run(
     with api.guard(f"a new run of {target.deployment}"):
         try:
             run = api.client.create_flow_run_from_deployment(
-                UUID(target.deployment_id), parameters=parameters, tags=list(tags)
+                UUID(target.deployment_id),
+                parameters=parameters,
+                tags=list(tags),
+                name=run_name(target.flow, parameters),  # None: Prefect's own name
             )
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code not in _REFUSED:

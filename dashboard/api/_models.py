@@ -170,6 +170,7 @@ class FailureGroup:
     run_ids: list[str]  # newest first
     latest: datetime | None
     retryable_ids: list[str] = field(default_factory=list)  # those started from a deployment
+    run_names: list[str] = field(default_factory=list)  # business names, as `run_ids`
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,9 @@ class RunQuery:
     """Filters of the runs page; every one is applied by the server."""
 
     flows: tuple[str, ...] = ()
-    deployments: tuple[str, ...] = ()
+    deployments: tuple[str, ...] = ()  # deployment names (the part after "flow/")
+    deployment_ids: tuple[str, ...] = ()  # exact deployments, whatever their flow
+    report: str = ""  # runs of one report: single runs, batches and their chunks
     state_types: tuple[str, ...] = ()  # COMPLETED, FAILED, RUNNING, …
     work_pools: tuple[str, ...] = ()
     work_queues: tuple[str, ...] = ()
@@ -215,7 +218,7 @@ class RunRow:
     id: str
     name: str
     flow: str | None
-    deployment: str | None
+    deployment: str | None  # full name, "batch/carrier-monthly"; None: started from the CLI
     state_type: str
     state_name: str
     message: str | None
@@ -228,6 +231,7 @@ class RunRow:
     tags: list[str]
     parameters: dict
     progress: float | None  # percent from the run's latest progress artifact
+    nested: bool = False  # ran inside another flow run (a batch's in-process chunk)
 
 
 @dataclass(frozen=True)
@@ -245,6 +249,8 @@ class RunsPage:
 @dataclass(frozen=True)
 class FilterChoices:
     flows: list[str]
-    deployments: list[str]
+    deployments: list[str]  # full names, "report/carrier-monthly": the names alone repeat
     work_pools: list[str]
     work_queues: list[str]
+    reports: list[str] = field(default_factory=list)
+    deployment_ids: dict[str, str] = field(default_factory=dict)  # full name → id

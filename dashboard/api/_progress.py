@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dashboard.api._models import BatchProgress
-from reports.contracts import ProgressSnapshot, format_duration, sentence_of
+from reports.contracts import ProgressSnapshot, sentence_of
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def parse_progress(data: Any, description: str | None) -> ParsedProgress:
     eta_s = None if snapshot.finished else snapshot.eta_s
     eta = None  # a finished batch has none
     if not snapshot.finished:
-        eta = "pending" if eta_s is None else format_duration(eta_s)
+        eta = snapshot.eta_text()
     return ParsedProgress(
         percent=snapshot.percent if percent is None else percent,
         done=snapshot.done,

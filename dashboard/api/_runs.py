@@ -3,15 +3,26 @@
 API calls per `runs_page()`: 1 CSRF token, 1 count, 1 page of runs (≤ 200), and for
 the page's rows 1 flows, 1 deployments (when any row has one), 1 progress artifacts:
 at most 6, whatever the number of runs. `filter_choices()` costs 4 or 5.
+
+Deployments are named in full (`batch/carrier-monthly`): `report/carrier-monthly` and
+`batch/carrier-monthly` share the name alone. A run's report is read from its name,
+which every flow of a report starts with (`carrier-monthly carrier=AA …`, `… batch
+over …`, `… chunk 1/4`): unlike the `report:` tag, it is there for runs started from
+the CLI too, and Prefect cannot filter on parameters.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
+from uuid import UUID
 
 from dashboard.api._models import FilterChoices, RunQuery, RunRow, RunsPage
 from dashboard.api._progress import latest_progress
 from prefect_api import Api, utc, word
+from reports.contracts import CHUNK_FLOW, REPORT_FLOWS, deployment_name, run_name
+from reports.definitions import default_catalog
+from reports.errors import ReportError
 
 PAGE = 200
 
@@ -36,9 +47,9 @@ def runs_page(api: Api, query: RunQuery) -> RunsPage:
     rows = [
         RunRow(
             id=str(run.id),
-            name=run.name,
+            name=display_name(run, flows.get(run.flow_id)),
             flow=flows.get(run.flow_id),
-            deployment=deployments.get(run.deployment_id) if run.deployment_id else None,
+            deployment=_deployment(run, flows.get(run.flow_id), deployments),
             state_type=word(run.state_type) or "UNKNOWN",
             state_name=run.state_name or word(run.state_type) or "Unknown",
             message=run.state.message if run.state else None,
@@ -51,6 +62,7 @@ def runs_page(api: Api, query: RunQuery) -> RunsPage:
             tags=list(run.tags or []),
             parameters=dict(run.parameters or {}),
             progress=progress.get(run.id),
+            nested=run.parent_task_run_id is not None,
         )
         for run in runs
     ]
@@ -64,12 +76,54 @@ def filter_choices(api: Api) -> FilterChoices:
         deployments = api.client.read_deployments(limit=PAGE)
         pools = api.client.read_work_pools(limit=PAGE)
         queues = api.client.read_work_queues(limit=PAGE)
+    flow_names = {f.id: f.name for f in flows}
+    by_full_name = {
+        deployment_name(flow_names.get(d.flow_id, "?"), d.name): str(d.id) for d in deployments
+    }
     return FilterChoices(
-        flows=sorted({f.name for f in flows}),
-        deployments=sorted({d.name for d in deployments}),
+        flows=sorted(set(flow_names.values())),
+        deployments=sorted(by_full_name),
         work_pools=sorted({p.name for p in pools}),
         work_queues=sorted({q.name for q in queues}),
+        reports=_report_names(deployments),
+        deployment_ids=by_full_name,
     )
+
+
+def display_name(run: Any, flow: str | None) -> str:
+    """The run's business name. A run waiting for its first start may still carry
+    Prefect's random name ("curious-weasel"): its flow renames it on start, by the
+    same rule, so that name is shown already."""
+    if run.start_time is None:
+        return run_name(flow, run.parameters) or run.name
+    return run.name
+
+
+def _report_names(deployments: list) -> list[str]:
+    """Reports of the catalog and of the deployments (a report may have left the catalog)."""
+    names = {
+        str(d.parameters["report"])
+        for d in deployments
+        if isinstance(d.parameters, dict) and d.parameters.get("report")
+    }
+    names |= {
+        t.removeprefix("report:")
+        for d in deployments
+        for t in d.tags or ()
+        if t.startswith("report:")
+    }
+    # An unreadable catalog here still leaves the deployments' reports.
+    with contextlib.suppress(ReportError, OSError):
+        names |= set(default_catalog().names())
+    return sorted(n for n in names if n)
+
+
+def _deployment(run: Any, flow: str | None, names: dict) -> str | None:
+    """`report/carrier-monthly`; None when the run has no deployment (started from the CLI)."""
+    if run.deployment_id is None:
+        return None
+    name = names.get(run.deployment_id)
+    return deployment_name(flow or "?", name) if name else "(deleted deployment)"
 
 
 def _filters(query: RunQuery) -> dict[str, Any]:
@@ -79,6 +133,7 @@ def _filters(query: RunQuery) -> dict[str, Any]:
         FlowFilter,
         FlowFilterName,
         FlowRunFilter,
+        FlowRunFilterDeploymentId,
         FlowRunFilterExpectedStartTime,
         FlowRunFilterName,
         FlowRunFilterState,
@@ -94,8 +149,13 @@ def _filters(query: RunQuery) -> dict[str, Any]:
         run_filter["state"] = FlowRunFilterState(
             type=FlowRunFilterStateType(any_=[s.upper() for s in query.state_types])
         )
-    if query.search.strip():
-        run_filter["name"] = FlowRunFilterName(like_=query.search.strip())
+    name = _name_pattern(query.report, query.search)
+    if name:
+        run_filter["name"] = FlowRunFilterName(like_=name)
+    if query.deployment_ids:
+        run_filter["deployment_id"] = FlowRunFilterDeploymentId(
+            any_=[UUID(d) for d in query.deployment_ids]
+        )
     if query.tags:
         run_filter["tags"] = FlowRunFilterTags(all_=list(query.tags))
     if query.work_queues:
@@ -107,8 +167,11 @@ def _filters(query: RunQuery) -> dict[str, Any]:
     filters: dict[str, Any] = {}
     if run_filter:
         filters["flow_run_filter"] = FlowRunFilter(**run_filter)
-    if query.flows:
-        filters["flow_filter"] = FlowFilter(name=FlowFilterName(any_=list(query.flows)))
+    flows = list(query.flows)
+    if query.report and not flows:  # a report's runs are of its three flows only
+        flows = [*REPORT_FLOWS, CHUNK_FLOW]
+    if flows:
+        filters["flow_filter"] = FlowFilter(name=FlowFilterName(any_=flows))
     if query.deployments:
         filters["deployment_filter"] = DeploymentFilter(
             name=DeploymentFilterName(any_=list(query.deployments))
@@ -118,6 +181,18 @@ def _filters(query: RunQuery) -> dict[str, Any]:
             name=WorkPoolFilterName(any_=list(query.work_pools))
         )
     return filters
+
+
+def _name_pattern(report: str, search: str) -> str:
+    """What the run name must contain. The server matches `%<pattern>%` without escaping,
+    so a report's runs, whose names start "<report> ", also match a search typed after it;
+    report names hold no LIKE wildcards (`REPORT_NAME_PATTERN`)."""
+    report, search = report.strip(), search.strip()
+    if report and search.lower().startswith(f"{report} "):
+        return search  # the whole name typed: it names the report already
+    if report and search:
+        return f"{report} %{search}"
+    return f"{report} " if report else search
 
 
 def _names_and_progress(api: Api, runs: list) -> tuple[dict, dict, dict]:

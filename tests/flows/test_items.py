@@ -128,12 +128,35 @@ def test_a_chunk_size_below_one_is_refused():
 
 def test_progress_counts_and_estimates_the_rest():
     tracker = ProgressTracker(total=10)
-    tracker.started_at = time.monotonic() - 20
-    assert tracker.eta_seconds() is None and "ETA pending" in tracker.describe()
-    tracker.rendered, tracker.skipped, tracker.failed = 3, 1, 1
-    assert tracker.finished == 5 and tracker.percent == 50.0
-    assert 19 <= tracker.eta_seconds() <= 22  # 5 done in 20 s: 5 more take about as long
-    assert tracker.describe().startswith("5 of 10 done (1 unchanged), 1 failed, ETA ")
+    assert tracker.eta_range() is None and "ETA pending" in tracker.describe()
+    tracker.record("skipped")  # found unchanged: takes no time, so sets no pace
+    for _ in range(4):
+        tracker.record("rendered")
+    tracker._ends = (time.monotonic() - 12, time.monotonic(), 4)  # 4 ended 4 s apart
+    tracker.record("failed")
+    assert tracker.finished == 6 and tracker.percent == 60.0
+    low, high = tracker.eta_range()
+    assert low < 4 * 3 < high  # 4 left at about 3 s each: a range around 12 s
+    assert high / low < 3  # five items seen: not a wild guess
+    assert tracker.describe().startswith("6 of 10 done (1 unchanged), 1 failed, ETA ")
+
+
+def test_the_first_eta_comes_from_history_and_is_a_range():
+    tracker = ProgressTracker(total=105, history_item_s=(1.5, 2.5))
+    tracker.record("rendered")  # one item is no pace yet (it paid for the start-up)
+    assert tracker.eta_range() == (104 * 1.5, 104 * 2.5)
+    assert "ETA 2–5 min" in tracker.describe()
+
+
+def test_a_range_narrows_as_items_finish():
+    def spread(ended: int) -> float:
+        tracker = ProgressTracker(total=1000)
+        tracker.rendered = ended
+        tracker._ends = (time.monotonic() - ended, time.monotonic(), ended)
+        low, high = tracker.eta_range()
+        return high / low
+
+    assert spread(5) > spread(50) > spread(500) > 1
 
 
 def test_progress_writes_at_most_once_per_cooldown(monkeypatch):

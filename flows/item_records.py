@@ -1,0 +1,165 @@
+"""Keeping the item index, and Prefect's event feed, up to date as items finish.
+
+The item index (`reports.index`) is the record the dashboard searches; Prefect
+events are the feed: the Prefect UI shows `reportrunner.item.*` events, automations
+can trigger on them, and the server trims them after its retention period.
+
+The index is a convenience beside the outputs, never a reason to fail a render: if
+its database is down, items still render (a warning says so once), and the next run
+that finds them current records them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from prefect.events import emit_event
+
+from flows.progress import ProgressTracker
+from reports.contracts import Outcome, item_key, item_status
+from reports.definitions import default_catalog
+from reports.index import ItemIndex, open_index
+
+_logger = logging.getLogger(__name__)
+
+ITEM_EVENT = "reportrunner.item.{status}"  # rendered, flagged, failed (unchanged: no event)
+ITEM_RESOURCE = "reportrunner.item.{report}.{key}"
+
+
+def batch_dimensions(
+    over: Mapping[str, Any] | None, items: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """The parameters a batch varies: its `over` names, or those that differ between items."""
+    if over:
+        return list(over)
+    names = list(items[0]) if items else []
+    varying = [name for name in names if len({str(i.get(name)) for i in items}) > 1]
+    return varying or names[:1]
+
+
+class ItemRecorder:
+    """Writes one report's finished items to the index as they finish, for one run."""
+
+    def __init__(
+        self,
+        report: str,
+        *,
+        run_id: str | None,
+        batch_id: str | None = None,
+        progress: ProgressTracker | None = None,
+        logger: logging.Logger | logging.LoggerAdapter | None = None,
+        index: ItemIndex | None = None,
+    ) -> None:
+        self.report = report
+        self.run_id = run_id
+        self.batch_id = batch_id
+        self.progress = progress
+        self._logger = logger or _logger
+        self._index = index
+        self._order = self._parameter_order(report)
+        self._warned = threading.Event()
+
+    @staticmethod
+    def _parameter_order(report: str) -> list[str]:
+        try:
+            return list(default_catalog().get(report).spec.parameters)
+        except Exception:
+            return []
+
+    def canonical(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Parameters in the spec's order: the same item has one key from a batch or a form."""
+        first = {name: params[name] for name in self._order if name in params}
+        return {**first, **{k: v for k, v in params.items() if k not in first}}
+
+    def _rekeyed(self, outcome: Outcome) -> Outcome:
+        params = self.canonical(outcome.params)
+        return dataclasses.replace(outcome, key=item_key(params), params=params)
+
+    def _write(self, what: str, write) -> None:
+        try:
+            write(self._index or open_index())
+        except Exception as error:  # the outputs are the truth; the index catches up later
+            if not self._warned.is_set():
+                self._warned.set()
+                self._logger.warning(
+                    "item index not updated (%s): %s; items still render, and the next "
+                    "run records them",
+                    what,
+                    error,
+                )
+
+    # ---- a batch ---------------------------------------------------------------------
+
+    def start_batch(self, name: str, dimensions: Sequence[str], items: Iterable[Mapping]) -> None:
+        listed = [self.canonical(item) for item in items]
+        self._write(
+            "batch start",
+            lambda index: index.start_batch(self.batch_id, self.report, name, dimensions, listed),
+        )
+
+    def finish_batch(self, state: str, summary: str) -> None:
+        self._write("batch end", lambda index: index.finish_batch(self.batch_id, state, summary))
+
+    # ---- items -----------------------------------------------------------------------
+
+    def started(self, items: Iterable[Mapping[str, Any]]) -> None:
+        """These items are rendering now."""
+        listed = [self.canonical(item) for item in items]
+        self._write(
+            "running",
+            lambda index: index.mark(
+                self.report, listed, "running", run_id=self.run_id, batch_id=self.batch_id
+            ),
+        )
+
+    def finished(self, outcomes: Sequence[Outcome]) -> None:
+        """Record items that are done (counting them in the progress too), then announce them."""
+        if self.progress is not None:
+            for outcome in outcomes:
+                self.progress.record(outcome.status)
+        keyed = [self._rekeyed(outcome) for outcome in outcomes]
+        self._write(
+            "items",
+            lambda index: index.record(
+                self.report, keyed, run_id=self.run_id, batch_id=self.batch_id
+            ),
+        )
+        for outcome in keyed:
+            self._announce(outcome)
+
+    def _announce(self, outcome: Outcome) -> None:
+        status = item_status(outcome.status, outcome.quality)
+        if status == "unchanged":
+            return  # nothing happened to it: the feed stays about what did
+        resource = {
+            "prefect.resource.id": ITEM_RESOURCE.format(report=self.report, key=outcome.key),
+            "prefect.resource.name": f"{self.report} {outcome.key}",
+            "reportrunner.report": self.report,
+            "reportrunner.item-key": outcome.key,
+            "reportrunner.status": status,
+            **{f"reportrunner.param.{k}": str(v)[:200] for k, v in outcome.params.items()},
+        }
+        related = []
+        if self.run_id:
+            related.append(
+                {
+                    "prefect.resource.id": f"prefect.flow-run.{self.run_id}",
+                    "prefect.resource.role": "flow-run",
+                }
+            )
+        payload = {"pages": outcome.pages, "duration_s": outcome.duration_s}
+        if outcome.error:
+            payload["error"] = outcome.error[:500]
+        try:
+            emit_event(
+                ITEM_EVENT.format(status=status),
+                resource=resource,
+                related=related,
+                payload=payload,
+            )
+        except Exception as error:  # a feed: never a reason to fail an item
+            self._logger.debug("item event not emitted: %s", error)
