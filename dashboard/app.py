@@ -31,6 +31,9 @@ def _page() -> None:
     navigation = st.navigation(
         [
             st.Page("views/overview.py", title="Overview", icon="📊", default=True),
+            st.Page("views/items.py", title="Items", icon="🔍", url_path="items"),
+            st.Page("views/batch.py", title="Batch", icon="🧮", url_path="batch"),
+            st.Page("views/item.py", title="Item detail", icon="🧾", url_path="item"),
             st.Page("views/runs.py", title="Runs", icon="📋", url_path="runs"),
             st.Page("views/run_detail.py", title="Run detail", icon="🔎", url_path="run"),
             st.Page("views/launch.py", title="Run a report", icon="▶️", url_path="launch"),

@@ -37,6 +37,15 @@ def duration(seconds: float | None) -> str:
     return format_duration(seconds)
 
 
+def count(value: int) -> str:
+    """'950', '12,345', '123 k', '4.5 M': at most seven characters, to fit a metric tile."""
+    if abs(value) < 100_000:
+        return f"{value:,}"
+    if abs(value) < 1_000_000:
+        return f"{value / 1000:.0f} k"
+    return f"{value / 1_000_000:.1f} M"
+
+
 def percent(value: float | None, digits: int = 0) -> str:
     return "–" if value is None else f"{100 * value:.{digits}f} %"
 

@@ -32,9 +32,10 @@ from dashboard.api._models import (
     Window,
 )
 from prefect_api import Api, one_line, utc, word
+from reports.contracts import BATCH_FLOW, CHUNK_FLOW, REPORT_FLOW, run_name
 
 PAGE = 200  # the API's largest page
-REPORT_FLOW = "report"  # its runs are labelled by the report alone
+KINDS = {REPORT_FLOW: "single", BATCH_FLOW: "batch", CHUNK_FLOW: "chunk"}  # by flow
 SLOW_FACTOR = 3.0
 SLOW_MIN_RUNS = 5
 SLOW_MIN_EXCESS_S = 1.0  # sub-second differences are scheduling noise, not slowness
@@ -83,11 +84,12 @@ def signature(message: str | None) -> str:
 
 
 def report_label(flow: str | None, parameters: dict[str, Any] | None) -> str:
-    """'carrier-monthly' for a report run, 'carrier-monthly (batch)' for a batch of it,
+    """The report and the kind of run: 'carrier-monthly · single', 'carrier-monthly · batch',
+    'carrier-monthly · chunk' (a batch and its chunks take far longer than one report);
     the flow's name for runs of other flows."""
     report = (parameters or {}).get("report")
     if isinstance(report, str) and report:
-        return report if flow in (None, REPORT_FLOW) else f"{report} ({flow})"
+        return f"{report} · {KINDS.get(flow, flow)}" if flow else report
     return flow or "unknown flow"
 
 
@@ -159,6 +161,7 @@ def failure_groups(samples: Iterable[RunSample]) -> list[FailureGroup]:
                 run_ids=[s.id for s in runs],
                 latest=runs[0].finished_at,
                 retryable_ids=[s.id for s in runs if s.from_deployment],
+                run_names=[s.name for s in runs],
             )
         )
     return sorted(groups, key=lambda g: (-g.count, -(g.latest or _EPOCH).timestamp()))
@@ -220,7 +223,8 @@ def samples(api: Api, runs: list) -> list[RunSample]:
     return [
         RunSample(
             id=str(run.id),
-            name=run.name,
+            # What people call the run, even if it failed before its flow renamed it.
+            name=run_name(names.get(run.flow_id), run.parameters) or run.name,
             report=report_label(names.get(run.flow_id), run.parameters),
             state_type=word(run.state_type) or "UNKNOWN",
             duration_s=run.estimated_run_time.total_seconds()

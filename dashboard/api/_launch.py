@@ -41,7 +41,7 @@ class LaunchTarget:
 
     @property
     def flow(self) -> str:
-        """"report" or "batch": the flow part of the deployment's full name."""
+        """ "report" or "batch": the flow part of the deployment's full name."""
         return self.deployment.split("/", 1)[0]
 
 

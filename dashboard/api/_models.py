@@ -114,8 +114,8 @@ class RunSample:
     """One finished run of a sample the overview reads (light: what insights need)."""
 
     id: str
-    name: str
-    report: str  # "carrier-monthly", "carrier-monthly (batch)", or the flow's name
+    name: str  # the business name: "carrier-monthly carrier=AA month=2013-07"
+    report: str  # "carrier-monthly · single", "… · batch", "… · chunk", or the flow's name
     state_type: str
     duration_s: float | None
     message: str | None

@@ -2,7 +2,14 @@
 query layer returns and hold no state of their own."""
 
 from dashboard.components.batches import active_batches, batch_card, batch_text
-from dashboard.components.charts import DURATION_COLOURS, STATE_COLOURS, duration_chart, runs_chart
+from dashboard.components.charts import (
+    DURATION_COLOURS,
+    STATE_COLOURS,
+    TIMELINE_ROW_PX,
+    duration_chart,
+    runs_chart,
+    timeline_chart,
+)
 from dashboard.components.insights import (
     EXAMPLE_RUNS,
     failure_group_card,
@@ -17,6 +24,7 @@ __all__ = [
     "EXAMPLE_RUNS",
     "KPI_LABELS",
     "STATE_COLOURS",
+    "TIMELINE_ROW_PX",
     "active_batches",
     "api_banner",
     "batch_card",
@@ -29,4 +37,5 @@ __all__ = [
     "runs_chart",
     "runs_table",
     "slow_runs_list",
+    "timeline_chart",
 ]

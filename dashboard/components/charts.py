@@ -25,6 +25,8 @@ STATE_COLOURS = {
     "CANCELLED": "#6d6d6d",
 }
 DURATION_COLOURS = {"Median": "#2b7bd6", "90th percentile": "#c75b00"}
+OTHER_COLOUR = "#808080"  # a state type this list does not know (Prefect added one)
+TIMELINE_ROW_PX = 30  # a band per task or subflow: one row label fits, none is dropped
 
 
 def runs_chart(history: list[HistoryBucket], since: datetime) -> None:
@@ -94,7 +96,12 @@ def duration_chart(durations: list[ReportDuration]) -> None:
         rows.append({**common, "measure": "90th percentile", "seconds": d.p90_s})
     frame = pd.DataFrame(rows)
     base = alt.Chart(frame).encode(
-        y=alt.Y("report:N", title=None, sort=[d.report for d in durations]),
+        y=alt.Y(
+            "report:N",
+            title=None,
+            sort=[d.report for d in durations],
+            axis=alt.Axis(labelLimit=0),  # "carrier-monthly · batch" whole, never cut
+        ),
         x=alt.X("seconds:Q", title="Run time (s)"),
         color=alt.Color(
             "measure:N",
@@ -117,3 +124,68 @@ def duration_chart(durations: list[ReportDuration]) -> None:
     # The height holds the axis and legend too: give each report a band of its own.
     chart = (bars + marks).properties(height=110 + 40 * len(durations))
     st.altair_chart(chart, width="stretch", theme="streamlit")
+
+
+def timeline_chart(bars: list[dict], now: datetime) -> alt.Chart:
+    """Start → finish of each task or subflow run, one band per run.
+
+    `bars`: name, kind, state (its label), state_type, attempts, start, end (None:
+    still running, drawn up to `now`), duration. Each row is labelled with the run's
+    name and state in words, so colour never carries the state alone; the legend sits
+    under the chart and lists only the states present.
+    """
+    frame = pd.DataFrame(
+        [
+            {
+                **bar,
+                "row": _timeline_row(bar),
+                "start": naive_utc(bar["start"]),
+                "end": naive_utc(bar["end"] or now),
+            }
+            for bar in bars
+        ]
+    ).sort_values("start", kind="stable")
+    present = list(dict.fromkeys(frame["state_type"]))
+    kinds = [k for k in STATE_COLOURS if k in present] + [
+        k for k in present if k not in STATE_COLOURS
+    ]
+    frame["legend"] = frame["state_type"].map(state_label)
+    return (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("start:T", title="Time (UTC)", axis=alt.Axis(format="%H:%M:%S")),
+            x2="end:T",
+            y=alt.Y(
+                "row:N",
+                sort=list(frame["row"]),
+                title=None,
+                axis=alt.Axis(labelLimit=0, labelOverlap=False),
+            ),
+            color=alt.Color(
+                "legend:N",
+                title="State",
+                scale=alt.Scale(
+                    domain=[state_label(k) for k in kinds],
+                    range=[STATE_COLOURS.get(k, OTHER_COLOUR) for k in kinds],
+                ),
+                legend=alt.Legend(orient="bottom", direction="horizontal"),
+            ),
+            tooltip=[
+                alt.Tooltip("name:N", title="Run"),
+                alt.Tooltip("kind:N", title="Kind"),
+                alt.Tooltip("state:N", title="State"),
+                alt.Tooltip("attempts:Q", title="Attempts"),
+                alt.Tooltip("start:T", title="Start (UTC)", format="%H:%M:%S"),
+                alt.Tooltip("end:T", title="Finish (UTC)", format="%H:%M:%S"),
+                alt.Tooltip("duration:N", title="Duration"),
+            ],
+        )
+        .properties(height=TIMELINE_ROW_PX * frame["row"].nunique())
+    )
+
+
+def _timeline_row(bar: dict) -> str:
+    """'render-pdf-3a1 · ✅ Completed (2 attempts)': the row's label, state in words."""
+    attempts = f" ({bar['attempts']} attempts)" if bar["attempts"] > 1 else ""
+    return f"{bar['name']} · {bar['state']}{attempts}"

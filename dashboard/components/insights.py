@@ -54,10 +54,18 @@ def failure_group_card(group: FailureGroup) -> st.delta_generator.DeltaGenerator
             f"latest {clock(group.latest)}  \n"
             f"Latest message: {escape_markdown(group.example)}"
         )
-        links = ", ".join(
-            f"[{n}](run?id={run_id})"
-            for n, run_id in enumerate(group.run_ids[:EXAMPLE_RUNS], start=1)
+        links = "\n".join(
+            f"- [{escape_markdown(name)}](run?id={run_id})" for name, run_id in example_runs(group)
         )
-        more = f" and {group.count - EXAMPLE_RUNS} more" if group.count > EXAMPLE_RUNS else ""
-        st.markdown(f"Example runs: {links}{more}")
+        more = f"  \n…and {group.count - EXAMPLE_RUNS} more" if group.count > EXAMPLE_RUNS else ""
+        st.markdown(f"Example runs, newest first:\n{links}{more}")
     return card
+
+
+def example_runs(group: FailureGroup) -> list[tuple[str, str]]:
+    """(business name, run id) of the newest runs of a group: a link reads as the run."""
+    names = group.run_names or []
+    return [
+        (names[i] if i < len(names) and names[i] else run_id, run_id)
+        for i, run_id in enumerate(group.run_ids[:EXAMPLE_RUNS])
+    ]

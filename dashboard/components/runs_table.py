@@ -6,7 +6,52 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.api import RunRow, RunsPage
-from dashboard.formatting import duration, naive_utc, state_label
+from dashboard.formatting import deployment_text, duration, naive_utc, state_label
+
+MESSAGE_PX = 480  # the state's message (a failed run's error): next to the name, readable
+# What a reader looks for first comes first: which run, how it ended, and why.
+COLUMNS = [
+    "Detail",
+    "State",
+    "Name",
+    "Message",
+    "Start",
+    "Duration",
+    "Progress",
+    "Deployment",
+    "Flow",
+    "Expected start",
+    "Finish",
+    "Work pool",
+    "Queue",
+    "Tags",
+]
+
+
+def runs_frame(rows: list[RunRow]) -> pd.DataFrame:
+    """One row per run, in `COLUMNS` order; text cells hold text, never the word 'None'."""
+    return pd.DataFrame(
+        [
+            {
+                "Detail": f"run?id={row.id}",
+                "State": state_label(row.state_type, row.state_name),
+                "Name": row.name,
+                "Message": row.message or "",
+                "Start": naive_utc(row.start),
+                "Duration": duration(row.duration_s),
+                "Progress": row.progress,
+                "Deployment": deployment_text(row.deployment, row.nested),
+                "Flow": row.flow or "–",
+                "Expected start": naive_utc(row.expected_start),
+                "Finish": naive_utc(row.end),
+                "Work pool": row.work_pool or "–",
+                "Queue": row.work_queue or "–",
+                "Tags": ", ".join(row.tags),
+            }
+            for row in rows
+        ],
+        columns=COLUMNS,
+    )
 
 
 def runs_table(page: RunsPage, key: str = "runs_table") -> list[RunRow]:
@@ -14,39 +59,28 @@ def runs_table(page: RunsPage, key: str = "runs_table") -> list[RunRow]:
     if not page.rows:
         st.info("No runs match these filters.")
         return []
-    frame = pd.DataFrame(
-        [
-            {
-                "Detail": f"run?id={row.id}",
-                "State": state_label(row.state_type, row.state_name),
-                "Name": row.name,
-                "Flow": row.flow,
-                "Deployment": row.deployment,
-                "Expected start": naive_utc(row.expected_start),
-                "Start": naive_utc(row.start),
-                "Finish": naive_utc(row.end),
-                "Duration": duration(row.duration_s),
-                "Progress": row.progress,
-                "Work pool": row.work_pool,
-                "Queue": row.work_queue,
-                "Tags": ", ".join(row.tags),
-                "Message": row.message,
-            }
-            for row in page.rows
-        ]
-    )
     event = st.dataframe(
-        frame,
+        runs_frame(page.rows),
         hide_index=True,
         width="stretch",
         key=key,
         on_select="rerun",
         selection_mode="multi-row",
+        placeholder="–",  # a time not reached yet, no progress artifact
         column_config={
             "Detail": st.column_config.LinkColumn(
                 display_text="Open", help="The run's detail page", width="small"
             ),
             "State": st.column_config.TextColumn(help="Icon and name of the run's state"),
+            "Name": st.column_config.TextColumn(width="medium"),
+            "Message": st.column_config.TextColumn(
+                "Message / error",
+                width=MESSAGE_PX,
+                help="The state's message: a failed run's error. Click a cell to read it all.",
+            ),
+            "Deployment": st.column_config.TextColumn(
+                help="flow/deployment; — (CLI): started from the command line, without one"
+            ),
             "Expected start": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
             "Start": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
             "Finish": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),

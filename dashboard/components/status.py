@@ -7,7 +7,7 @@ from datetime import datetime
 import streamlit as st
 
 from dashboard.api import Health, Kpis
-from dashboard.formatting import clock, duration, percent, pool_label
+from dashboard.formatting import clock, count, duration, percent, pool_label
 
 KPI_LABELS = ["Running", "Queued", "Completed", "Failed", "Success rate", "Median duration"]
 
@@ -71,14 +71,15 @@ def kpi_tiles(kpis: Kpis, window_text: str) -> None:
         ("Completed", now.completed, before.completed, False, "completed"),
         ("Failed", now.failed, before.failed, True, "failed or crashed"),
     ]
-    cols = st.columns(6)
+    # Three tiles a row: six in one row cut values ("3 min 0…") at 1280 px.
+    cols = [*st.columns(3), *st.columns(3)]
     for col, (label, value, previous, inverse, meaning) in zip(cols, counts, strict=False):
         change = value - previous
         col.metric(
             label,
-            f"{value:,}",
+            count(value),
             **_delta(f"{change:+,}" if change else "±0", change, inverse),
-            help=f"Flow runs expected to start in the {window_text} that {meaning}; "
+            help=f"{value:,} flow runs expected to start in the {window_text} that {meaning}; "
             f"the previous window had {previous:,}.",
         )
     rate, rate_before = now.success_rate, before.success_rate

@@ -27,6 +27,10 @@ _LAST = "overview_last_good"
 _PENDING = "overview_retry_pending"  # (group key, run ids) awaiting confirmation, per user
 _RESULT = "overview_retry_result"  # (ok, message) of the last group retry
 MAX_GROUPS = 10
+NO_RETRY = (
+    "↩️ Started from the CLI: re-run with `reportrunner batch …`; only deployment runs "
+    "can be retried here."
+)
 
 settings = controls.current()
 window_text = window_label(settings.window.total_seconds() / 3600)
@@ -49,7 +53,8 @@ def _render(data: Overview) -> None:
         "Run time by report",
         help=f"Median (bar) and 90th percentile (mark) of the latest "
         f"{data.insights.completed_sample} completed runs in the window (at most 200). "
-        "Batches and chunks are shown apart from single report runs.",
+        "Each bar is one report and kind of run: single report runs, batches and their "
+        "chunks apart.",
     )
     components.duration_chart(data.insights.durations)
     st.subheader("Insights", help="What stands out in the window, read from the same samples.")
@@ -129,23 +134,28 @@ def _retry_controls(group: FailureGroup) -> None:
         )
         return
     retryable = len(group.retryable_ids)
+    if not retryable:  # no button that can never be pressed: say what to do instead
+        st.caption(NO_RETRY)
+        return
     if retryable == group.count:
         why = "Run them again from the start; you confirm first."
-    elif retryable:
+    else:
         why = (
             f"{retryable} of these {group.count} runs came from a deployment; only those can "
             "be retried here."
         )
-    else:
-        why = "None of these runs came from a deployment, so no worker could pick a retry up."
     st.button(
         f"🔁 Retry these {retryable} {'run' if retryable == 1 else 'runs'}",
         key=key,
-        disabled=not retryable,
         on_click=_ask_to_retry,
         args=(key, tuple(group.retryable_ids)),
         help=why,
     )
+    if retryable < group.count:
+        st.caption(
+            f"The other {group.count - retryable} started from the CLI: re-run them with "
+            "`reportrunner batch …`."
+        )
 
 
 def _ask_to_retry(key: str, run_ids: tuple[str, ...]) -> None:

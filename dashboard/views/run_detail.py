@@ -6,7 +6,6 @@ import re
 import time
 from datetime import UTC, datetime
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -14,6 +13,7 @@ from dashboard import components, controls, previews
 from dashboard.api import (
     ApiUnavailable,
     ArtifactView,
+    Output,
     OutputLookupError,
     RunDetail,
     RunHeader,
@@ -24,7 +24,7 @@ from dashboard.api import (
     parse_run_id,
     run_detail,
 )
-from dashboard.formatting import clock, duration, state_label
+from dashboard.formatting import clock, deployment_text, duration, short_clock, state_label
 from dashboard.run_controls import RunControlsTarget, run_controls
 from reports import get_settings
 from reports.contracts import BATCH_FLOW, BATCH_ITEMS, REPORT_FLOW, item_row_params
@@ -32,6 +32,8 @@ from reports.contracts import BATCH_FLOW, BATCH_ITEMS, REPORT_FLOW, item_row_par
 LOG_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 LEVEL_ICONS = {"CRITICAL": "💥", "ERROR": "❌", "WARNING": "⚠️", "INFO": "ℹ️", "DEBUG": "🐞"}
 ITEM_STATUS = {"rendered": "✅ rendered", "skipped": "⏭️ unchanged", "failed": "❌ failed"}
+WRAPPED_ROW_PX = 72  # Streamlit wraps cell text in rows taller than 4 rem: three lines
+MESSAGE_PX = 560  # log and error messages: wide enough to read a line of one
 _INPUT = "run_id_input"
 _URL_SEEN = "run_id_url_seen"  # the ?id= last copied into the input
 _LEVEL = "run_log_level"
@@ -68,14 +70,19 @@ def _naive(moment: datetime | None) -> datetime | None:
 
 def _header(head: RunHeader) -> None:
     st.subheader(_md(head.name))
-    cols = st.columns(4)
-    cols[0].metric("State", state_label(head.state_type, head.state_name), help="Icon and name")
-    cols[1].metric("Started", clock(head.start), help="When the run began (UTC)")
-    cols[2].metric("Finished", clock(head.end), help="When it reached a final state (UTC)")
-    cols[3].metric("Duration", duration(head.duration_s), help="Finish minus start")
+    # Two tiles a row: a state name or a time in a tile's large type needs the width
+    # (four a row cut "✅ Completed" and dates at 1280 px).
+    state, took = st.columns(2)
+    state.metric("State", state_label(head.state_type, head.state_name), help="Icon and name")
+    took.metric("Duration", duration(head.duration_s), help="Finish minus start")
+    started, finished = st.columns(2)
+    started.metric("Started", short_clock(head.start), help=f"{clock(head.start)}: the run began")
+    finished.metric(
+        "Finished", short_clock(head.end), help=f"{clock(head.end)}: it reached a final state"
+    )
     facts = [
         f"Flow: {head.flow or '–'}",
-        f"Deployment: {head.deployment or '– (ran in-process)'}",
+        f"Deployment: {deployment_text(head.deployment, nested=bool(head.parent_run_id))}",
         f"Work pool: {head.work_pool or '–'}, queue: {head.work_queue or '–'}",
         f"Expected start: {clock(head.expected_start)}",
         f"Tags: {', '.join(head.tags) or '–'}",
@@ -148,6 +155,7 @@ def _timeline(detail: RunDetail) -> None:
             ),
             hide_index=True,
             width="stretch",
+            placeholder="–",
             key="run_tasks",
             column_config={
                 "Attempts": st.column_config.NumberColumn(
@@ -176,6 +184,7 @@ def _timeline(detail: RunDetail) -> None:
             ),
             hide_index=True,
             width="stretch",
+            placeholder="–",
             key="run_subflows",
             column_config={
                 "Task runs": st.column_config.NumberColumn(help="A chunk's task runs: its items"),
@@ -193,54 +202,9 @@ def _count_heading(what: str, shown: int, total: int) -> None:
 
 
 def _gantt(bars: list[dict]) -> None:
-    """Start → finish per task; the state is written beside each bar, not told by colour."""
-    if not bars:
-        return
-    now = datetime.now(UTC)
-    frame = pd.DataFrame(
-        [
-            {
-                **bar,
-                "start": _naive(bar["start"]),
-                "end": _naive(bar["end"] or now),
-                "label": f"{bar['state']}"
-                + (f" ({bar['attempts']} attempts)" if bar["attempts"] > 1 else ""),
-            }
-            for bar in bars
-        ]
-    ).sort_values("start")
-    kinds = [k for k in components.STATE_COLOURS if k in set(frame["state_type"])]
-    labels = {k: state_label(k) for k in kinds}
-    frame["legend"] = frame["state_type"].map(labels).fillna("❔ Other")
-    order = list(frame["name"])
-    y = alt.Y("name:N", sort=order, title=None, axis=alt.Axis(labelLimit=320))
-    base = alt.Chart(frame).encode(
-        y=y,
-        tooltip=[
-            alt.Tooltip("name:N", title="Run"),
-            alt.Tooltip("kind:N", title="Kind"),
-            alt.Tooltip("state:N", title="State"),
-            alt.Tooltip("attempts:Q", title="Attempts"),
-            alt.Tooltip("start:T", title="Start (UTC)", format="%H:%M:%S"),
-            alt.Tooltip("end:T", title="Finish (UTC)", format="%H:%M:%S"),
-            alt.Tooltip("duration:N", title="Duration"),
-        ],
-    )
-    bar_marks = base.mark_bar().encode(
-        x=alt.X("start:T", title="Time (UTC)", axis=alt.Axis(format="%H:%M:%S")),
-        x2="end:T",
-        color=alt.Color(
-            "legend:N",
-            title="State",
-            scale=alt.Scale(
-                domain=[labels[k] for k in kinds] + ["❔ Other"],
-                range=[components.STATE_COLOURS[k] for k in kinds] + ["#999999"],
-            ),
-        ),
-    )
-    text_marks = base.mark_text(align="left", dx=4).encode(x="end:T", text="label:N")
-    chart = (bar_marks + text_marks).properties(height=max(100, 26 * len(frame)))
-    st.altair_chart(chart, width="stretch")
+    """Start → finish per task; each row names its state in words, not by colour alone."""
+    if bars:
+        st.altair_chart(components.timeline_chart(bars, datetime.now(UTC)), width="stretch")
 
 
 def _logs(detail: RunDetail) -> None:
@@ -270,10 +234,18 @@ def _logs(detail: RunDetail) -> None:
         ),
         hide_index=True,
         width="stretch",
+        placeholder="–",
         key="run_logs",
+        row_height=WRAPPED_ROW_PX,
         column_config={
-            "Time (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
-            "Message": st.column_config.TextColumn(width="large"),
+            "Time (UTC)": st.column_config.DatetimeColumn(
+                format="YYYY-MM-DD HH:mm:ss.SSS", width="medium"
+            ),
+            "Level": st.column_config.TextColumn(width="small"),
+            "Task": st.column_config.TextColumn(width="medium"),
+            "Message": st.column_config.TextColumn(
+                width=MESSAGE_PX, help="Wrapped; click a cell to read all of a long one"
+            ),
         },
     )
     if logs.errors_cut or logs.others_cut:
@@ -297,7 +269,9 @@ def _artifacts(artifacts: tuple[ArtifactView, ...]) -> None:
                 st.markdown(str(artifact.data))
         elif artifact.type == "table":
             st.caption(_md(f"{title} — {artifact.description or 'table'}"))
-            st.dataframe(pd.DataFrame(artifact.data), hide_index=True, width="stretch")
+            st.dataframe(
+                pd.DataFrame(artifact.data), hide_index=True, width="stretch", placeholder="–"
+            )
         elif artifact.type != "link":
             st.caption(_md(f"{title} ({artifact.type})"))
             st.text(str(artifact.data)[:2000])
@@ -312,6 +286,7 @@ def _artifacts(artifacts: tuple[ArtifactView, ...]) -> None:
             ),
             hide_index=True,
             width="stretch",
+            placeholder="–",
             key="run_links",
         )
 
@@ -330,19 +305,60 @@ def _outputs(detail: RunDetail, store_url: str) -> None:
     except OutputLookupError as exc:
         st.error(str(exc))
         return
-    if output is None:
-        verb = "produced none" if head.is_final else "has not published any yet"
-        st.info(f"No outputs of {head.report} for these parameters: this run {verb}.")
+    if output is not None and is_own_output(head, output):
+        previews.output_card(output, store_url, key="run_output")
         return
-    if head.start and output.created_at and output.created_at < head.start:
-        st.caption("These outputs are older than this run: it found them current.")
-    previews.output_card(output, store_url, key="run_output")
+    st.info(_no_outputs_sentence(head, output), icon="ℹ️")
+    if output is None:
+        return
+    # Files this run did not make (or has not finished making): under a label that says so.
+    with st.expander(other_output_label(head, output), expanded=head.state_type == "COMPLETED"):
+        previews.output_card(output, store_url, key="run_output")
+
+
+def is_own_output(head: RunHeader, output: Output) -> bool:
+    """Outputs are this run's only when it completed and they were not made before it started."""
+    if head.state_type != "COMPLETED" or output.created_at is None or head.start is None:
+        return False
+    return not _made_before_start(head, output)
+
+
+def other_output_label(head: RunHeader, output: Output) -> str:
+    """'Older output, made 30 Nov 14:05 UTC (before this run started)', and the like."""
+    if output.created_at is None:
+        return "Output of an unknown time (not shown as this run's)"
+    made = f"{short_clock(output.created_at)} UTC"
+    if _made_before_start(head, output):
+        return f"Older output, made {made} (before this run started)"
+    if not head.is_final:
+        return f"Output made {made} (after this run started; it has not completed yet)"
+    return f"Output made {made} (after this run started; the run did not complete)"
+
+
+def _made_before_start(head: RunHeader, output: Output) -> bool:
+    """A run that has not started yet has made nothing. The manifest's time is cut to the
+    second: the start is too, before comparing."""
+    if head.start is None or output.created_at is None:
+        return True
+    return output.created_at < head.start.replace(microsecond=0)
+
+
+def _no_outputs_sentence(head: RunHeader, output: Output | None) -> str:
+    if not head.is_final:
+        return "This run has not produced its outputs yet: they show here when it completes."
+    if head.state_type != "COMPLETED" or output is None:
+        return f"No outputs of {head.report} for these parameters: this run produced none."
+    return "This run found the existing outputs current and made no new ones."
 
 
 def _batch_outputs(detail: RunDetail, report: str, store_url: str) -> None:
     table = detail.artifact("table", BATCH_ITEMS)
-    if table is None or not table.data:
+    if not detail.header.is_final:  # a retried batch still holds its last attempt's table
+        st.info("This run has not produced its outputs yet.", icon="ℹ️")
         st.caption("The items table appears when the batch finishes.")
+        return
+    if table is None or not table.data:
+        st.caption("The batch left no items table.")
         return
     rows = [r for r in table.data if isinstance(r, dict)]
     st.dataframe(
@@ -364,7 +380,10 @@ def _batch_outputs(detail: RunDetail, report: str, store_url: str) -> None:
         ),
         hide_index=True,
         width="stretch",
+        placeholder="–",
         key="run_items",
+        row_height=WRAPPED_ROW_PX,
+        column_config={"Error": st.column_config.TextColumn(width=MESSAGE_PX)},
     )
     done = {str(r.get("item")): r for r in rows if r.get("status") != "failed"}
     if not done:

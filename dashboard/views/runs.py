@@ -23,9 +23,11 @@ from dashboard.api import (
     runs_page,
 )
 from dashboard.formatting import STATE_TYPES, state_label, window_label
+from reports.contracts import BATCH_FLOW, CHUNK_FLOW, REPORT_FLOW
 
 PAGE_SIZES = [25, 50, 100, 200]
-RANGES_H = [1, 6, 24, 24 * 7, 24 * 30, 0]  # 0: any time
+WINDOW, ANY_TIME = -1, 0  # expected start: the sidebar's time window, or any time
+KINDS = {REPORT_FLOW: "single report", BATCH_FLOW: "batch", CHUNK_FLOW: "chunk of a batch"}
 _PAGE_NO = "runs_page_no"
 _QUERY_SEEN = "runs_query_seen"
 _PENDING = "runs_pending"  # {"action", "ids", "skipped"} awaiting confirmation, per user
@@ -55,6 +57,18 @@ except ApiUnavailable as exc:
     components.api_banner(str(exc))
     choices = FilterChoices(flows=[], deployments=[], work_pools=[], work_queues=[])
 
+window_text = window_label(settings.window.total_seconds() / 3600)
+
+
+def _kind(flow: str) -> str:
+    """'batch (flow batch)'; flows that are not a report's keep their own name."""
+    return f"{KINDS[flow]} (flow {flow})" if flow in KINDS else f"other flow: {flow}"
+
+
+def _when(choice: int) -> str:
+    return "any time" if choice == ANY_TIME else f"in the time window ({window_text})"
+
+
 with st.expander("Filters", expanded=True):
     search = st.text_input(
         "Search by business key or name",
@@ -63,8 +77,28 @@ with st.expander("Filters", expanded=True):
         help="Part of the run name, e.g. carrier=AA or month=2013-07 (case-insensitive).",
     )
     first, second, third = st.columns(3)
-    flows = first.multiselect("Report flow", choices.flows, key="runs_flows")
-    deployments = first.multiselect("Deployment", choices.deployments, key="runs_deployments")
+    report = first.selectbox(
+        "Report",
+        ["", *choices.reports],
+        format_func=lambda name: name or "every report",
+        key="runs_report",
+        help="Single runs, batches and chunks of one report, from a deployment or the CLI "
+        "(by run name: a run waiting for its schedule is named when it starts).",
+    )
+    flows = first.multiselect(
+        "Kind",
+        [f for f in KINDS if f in choices.flows] + [f for f in choices.flows if f not in KINDS],
+        format_func=_kind,
+        key="runs_flows",
+        help="A single report run, a batch, or one chunk of a batch (each a Prefect flow).",
+    )
+    deployments = first.multiselect(
+        "Deployment",
+        choices.deployments,
+        key="runs_deployments",
+        help="flow/deployment: report/… runs one report, batch/… runs a batch. Runs "
+        "started from the CLI have no deployment.",
+    )
     states = second.multiselect(
         "State",
         STATE_TYPES,
@@ -72,12 +106,12 @@ with st.expander("Filters", expanded=True):
         key="runs_states",
         help="Failed and crashed runs did not deliver; cancelled runs were stopped by someone.",
     )
-    hours = second.selectbox(
+    when = second.selectbox(
         "Expected start",
-        RANGES_H,
-        index=RANGES_H.index(24),
-        format_func=lambda h: "any time" if h == 0 else window_label(h),
+        [WINDOW, ANY_TIME],
+        format_func=_when,
         key="runs_range_h",
+        help="The time window is the sidebar's: change it there.",
     )
     pools = third.multiselect("Work pool", choices.work_pools, key="runs_pools")
     queues = third.multiselect("Work queue", choices.work_queues, key="runs_queues")
@@ -86,9 +120,13 @@ with st.expander("Filters", expanded=True):
     )
     page_size = st.selectbox("Runs per page", PAGE_SIZES, index=1, key="runs_page_size")
 
+hours = 0.0 if when == ANY_TIME else settings.window.total_seconds() / 3600
 filters = RunQuery(
     flows=tuple(flows),
-    deployments=tuple(deployments),
+    deployment_ids=tuple(
+        choices.deployment_ids[d] for d in deployments if d in choices.deployment_ids
+    ),
+    report=report,
     state_types=tuple(states),
     work_pools=tuple(pools),
     work_queues=tuple(queues),
@@ -120,7 +158,7 @@ def _table() -> None:
         shown = f"Runs {page.offset + 1:,}–{page.offset + len(page.rows):,} of {page.total:,}"
     else:
         shown = f"{page.total:,} runs"
-    st.markdown(f"**{shown}**")
+    st.markdown(f"**{shown}** expected to start {_when(when)}")
     _last_result()
     selected = components.runs_table(page, key=f"runs_table_{st.session_state.get(_GENERATION, 0)}")
     _selection_bar(selected)

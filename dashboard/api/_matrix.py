@@ -1,0 +1,66 @@
+"""A batch as a grid: two of its dimensions as rows and columns, one item per cell.
+
+Pure data, so the page and the benchmark build the same grid; the rest of the
+dimensions are a facet (one value each) so that a 3-D batch reads as 2-D slices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from reports.contracts import ItemKey
+from reports.index import BatchItem
+
+
+@dataclass(frozen=True)
+class Matrix:
+    rows_dim: str
+    cols_dim: str | None  # None: a batch over one dimension, one column
+    row_values: list[str]
+    col_values: list[str]
+    cells: dict[tuple[str, str], BatchItem]
+    shown: int  # items in this slice (the facet's values)
+
+
+def _text(value: object) -> str:
+    return ItemKey.of({"_": value}).label.partition("=")[2]
+
+
+def axis_values(items: Sequence[BatchItem], dim: str) -> list[str]:
+    """A dimension's values in the order the batch expanded them."""
+    seen: dict[str, None] = {}
+    for item in items:
+        if dim in item.params:
+            seen.setdefault(_text(item.params[dim]), None)
+    return list(seen)
+
+
+def status_matrix(
+    items: Sequence[BatchItem],
+    rows_dim: str,
+    cols_dim: str | None = None,
+    facet: Mapping[str, str] | None = None,
+) -> Matrix:
+    """The items whose other dimensions equal `facet`, placed by their row and column values."""
+    facet = dict(facet or {})
+    chosen = [
+        item
+        for item in items
+        if all(_text(item.params.get(dim)) == value for dim, value in facet.items())
+    ]
+    cells = {
+        (
+            _text(item.params.get(rows_dim)),
+            _text(item.params.get(cols_dim)) if cols_dim else "",
+        ): item
+        for item in chosen
+    }
+    return Matrix(
+        rows_dim=rows_dim,
+        cols_dim=cols_dim,
+        row_values=axis_values(chosen, rows_dim),
+        col_values=axis_values(chosen, cols_dim) if cols_dim else [""],
+        cells=cells,
+        shown=len(chosen),
+    )
