@@ -60,20 +60,19 @@ class ItemRecorder:
         self.progress = progress
         self._logger = logger or _logger
         self._index = index
-        self._order = self._parameter_order(report)
+        self._in_order = self._spec_order(report)
         self._warned = threading.Event()
 
     @staticmethod
-    def _parameter_order(report: str) -> list[str]:
+    def _spec_order(report: str):
         try:
-            return list(default_catalog().get(report).spec.parameters)
-        except Exception:
-            return []
+            return default_catalog().get(report).in_spec_order
+        except Exception:  # an unknown report fails elsewhere, with its own message
+            return dict
 
     def canonical(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Parameters in the spec's order: the same item has one key from a batch or a form."""
-        first = {name: params[name] for name in self._order if name in params}
-        return {**first, **{k: v for k, v in params.items() if k not in first}}
+        return self._in_order(params)
 
     def _rekeyed(self, outcome: Outcome) -> Outcome:
         params = self.canonical(outcome.params)

@@ -14,6 +14,7 @@ import importlib.util
 import os
 import sys
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -100,6 +101,12 @@ class Report:
 
     def validate(self, raw: dict[str, Any]) -> dict[str, Any]:
         return self.spec.validate_params(raw, choices_of=self.choices)
+
+    def in_spec_order(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """`params` in the order the spec lists them (any others after): one item, one key,
+        whether it came from a batch, the dashboard's form or the command line."""
+        first = {name: params[name] for name in self.spec.parameters if name in params}
+        return {**first, **{k: v for k, v in params.items() if k not in first}}
 
     def dimension_values(self, dimension: str) -> list[Any]:
         """Every value a batch may take for `dimension`: its choices or its min..max range."""

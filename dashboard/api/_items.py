@@ -8,6 +8,7 @@ and the recent-batches list one index read and one API call, whatever their size
 
 from __future__ import annotations
 
+import statistics
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,15 @@ from urllib.parse import urlencode
 
 from dashboard.api._progress import ParsedProgress, latest_progress, parse_progress
 from prefect_api import Api
-from reports.index import BatchItem, BatchRow, get_batch, open_index, recent_batches
+from reports.index import (
+    BatchItem,
+    BatchRow,
+    ReportActivity,
+    get_batch,
+    open_index,
+    recent_batches,
+    report_activity,
+)
 
 # Statuses in the order pages list them: what needs attention first.
 STATUS_ORDER = ("failed", "flagged", "running", "pending", "rendered", "unchanged")
@@ -170,3 +179,31 @@ def age(epoch: float | None, now: datetime | None = None) -> str:
 
 def when(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+@dataclass(frozen=True)
+class ReportFigures:
+    """What happened to report items in a window: the figures users count in."""
+
+    rendered: int
+    unchanged: int
+    failed: int
+    flagged: int
+    by_report: list[ReportActivity]
+
+    @property
+    def median_render_s(self) -> float | None:
+        medians = [r.median_render_s for r in self.by_report if r.median_render_s is not None]
+        return statistics.median(medians) if medians else None
+
+
+def report_figures(since: datetime, until: datetime) -> ReportFigures:
+    """Items rendered, unchanged, failed and flagged in [since, until), per report (3 queries)."""
+    rows = report_activity(open_index(), since.timestamp(), until.timestamp())
+    return ReportFigures(
+        rendered=sum(r.rendered for r in rows),
+        unchanged=sum(r.unchanged for r in rows),
+        failed=sum(r.failed for r in rows),
+        flagged=sum(r.flagged for r in rows),
+        by_report=rows,
+    )

@@ -17,13 +17,22 @@ from dashboard.components.insights import (
     slow_runs_list,
 )
 from dashboard.components.runs_table import runs_table
-from dashboard.components.status import KPI_LABELS, api_banner, health_strip, kpi_tiles
+from dashboard.components.status import (
+    HEALTH_LABELS,
+    KPI_LABELS,
+    TILE_CHARS,
+    api_banner,
+    health_strip,
+    kpi_tiles,
+)
 
 __all__ = [
     "DURATION_COLOURS",
     "EXAMPLE_RUNS",
+    "HEALTH_LABELS",
     "KPI_LABELS",
     "STATE_COLOURS",
+    "TILE_CHARS",
     "TIMELINE_ROW_PX",
     "active_batches",
     "api_banner",

@@ -10,6 +10,11 @@ from dashboard.api import Health, Kpis
 from dashboard.formatting import clock, count, duration, percent, pool_label
 
 KPI_LABELS = ["Running", "Queued", "Completed", "Failed", "Success rate", "Median duration"]
+HEALTH_LABELS = ["Prefect API", "Pools ready", "Workers online", "Late runs"]
+# The longest value a tile shows whole, by tiles per row: measured in Chromium at 1280 px
+# with the sidebar open (a tile is 193 px wide four a row, 263 px three, 405 px two; a
+# value's glyphs are about 17 px each). Values are kept within these; tests check them.
+TILE_CHARS = {4: 10, 3: 13, 2: 20}
 
 
 def api_banner(message: str, last_good: datetime | None = None) -> None:
@@ -22,24 +27,22 @@ def api_banner(message: str, last_good: datetime | None = None) -> None:
 
 
 def health_strip(health: Health) -> None:
-    cols = st.columns(4)
+    cols = st.columns(len(HEALTH_LABELS))
     cols[0].metric(
-        "Prefect API",
-        "✅ reachable" if health.api_ok else "❌ down",
+        HEALTH_LABELS[0],
+        "✅ online" if health.api_ok else "❌ down",
         help=f"GET {health.api_url}/health answered. Checked {clock(health.checked_at)}.",
     )
     ready = sum(p.status == "READY" for p in health.pools)
     if not health.pools:
         pools = "⚠️ none"
-    elif ready == len(health.pools):
-        pools = f"✅ {ready} ready"
     else:
-        pools = f"⚠️ {ready} of {len(health.pools)} ready"
+        pools = f"{'✅' if ready == len(health.pools) else '⚠️'} {ready} of {len(health.pools)}"
     cols[1].metric(
-        "Work pools",
+        HEALTH_LABELS[1],
         pools,
-        help="READY: a worker polls the pool. NOT READY: no worker online. "
-        "PAUSED: runs wait until the pool is resumed.",
+        help="Work pools that can run flows now, of all pools. READY: a worker polls the "
+        "pool. NOT READY: no worker online. PAUSED: runs wait until the pool is resumed.",
     )
     cols[1].caption(
         "  \n".join(
@@ -50,13 +53,13 @@ def health_strip(health: Health) -> None:
     )
     online = health.workers_online
     cols[2].metric(
-        "Workers online",
-        "–" if online is None else f"{'✅' if online else '⚠️'} {online}",
+        HEALTH_LABELS[2],
+        "–" if online is None else f"{'✅' if online else '⚠️'} {count(online)}",
         help="Workers that sent a heartbeat recently, over all pools that need workers.",
     )
     cols[3].metric(
-        "Late runs",
-        f"{'⚠️' if health.late_runs else '✅'} {health.late_runs}",
+        HEALTH_LABELS[3],
+        f"{'⚠️' if health.late_runs else '✅'} {count(health.late_runs)}",
         help="Runs in state Late, or still waiting more than a minute after their scheduled start.",
     )
     for note in health.notes:

@@ -68,7 +68,7 @@ def _load(batch_id: str) -> BatchView | None:
 def _header(view: BatchView) -> None:
     batch, state = view.batch, view.state
     st.subheader(batch.name)
-    done = sum(n for s, n in batch.counts.items() if s not in ("pending", "running"))
+    done = batch.done
     line = (
         f"{state_label(state.type, state.name)} · report **{batch.report}** · "
         f"started {clock(pd.Timestamp(batch.started_at, unit='s', tz='UTC'))} · "

@@ -240,6 +240,11 @@ class BatchRow:
     summary: str | None
     counts: dict[str, int]  # item status → items
 
+    @property
+    def done(self) -> int:
+        """Items that finished, however (rendered, unchanged, flagged or failed)."""
+        return self.total - self.counts.get("pending", 0) - self.counts.get("running", 0)
+
 
 @dataclass(frozen=True)
 class BatchItem:

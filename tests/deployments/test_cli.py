@@ -175,3 +175,36 @@ def test_status_exit_codes(prefect_server):
     payload = json.loads(up.stdout)
     assert payload["api"]["ready"] is True
     assert up.returncode == (0 if payload["ok"] else 1)
+
+
+def test_a_command_line_render_is_found_by_items(tmp_path: Path):
+    index = f"sqlite:///{tmp_path / 'index.sqlite'}"
+    env = {"REPORTRUNNER_INDEX_URL": index}
+    # Parameters typed in any order name the same item as a batch would.
+    rendered = run_cli(
+        "render",
+        "flaky-carrier",
+        "-p",
+        "month=2013-05",
+        "-p",
+        "carrier=UA",
+        "--out",
+        str(tmp_path / "out"),
+        env=env,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    found = run_cli("items", "carrier=ua", "--json", env=env)
+    assert found.returncode == 0, found.stderr
+    listed = json.loads(found.stdout)
+    assert listed["total"] == 1
+    (item,) = listed["items"]
+    assert (item["report"], item["key"], item["status"]) == (
+        "flaky-carrier",
+        "carrier=UA month=2013-05",
+        "rendered",
+    )
+    text = run_cli("items", "2013-05", "--report", "flaky-carrier", env=env)
+    assert "✅ rendered" in text.stdout and "carrier=UA month=2013-05" in text.stdout
+    assert text.stdout.strip().endswith("1 item")
+    bad = run_cli("items", "--status", "gone", env=env)
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: search: unknown status 'gone'"
