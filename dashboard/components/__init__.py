@@ -5,10 +5,12 @@ from dashboard.components.batches import active_batches, batch_card, batch_text
 from dashboard.components.charts import (
     DURATION_COLOURS,
     STATE_COLOURS,
+    TIMELINE_FRAME_PX,
     TIMELINE_ROW_PX,
     duration_chart,
     runs_chart,
     timeline_chart,
+    timeline_height,
 )
 from dashboard.components.insights import (
     EXAMPLE_RUNS,
@@ -33,6 +35,7 @@ __all__ = [
     "KPI_LABELS",
     "STATE_COLOURS",
     "TILE_CHARS",
+    "TIMELINE_FRAME_PX",
     "TIMELINE_ROW_PX",
     "active_batches",
     "api_banner",
@@ -47,4 +50,5 @@ __all__ = [
     "runs_table",
     "slow_runs_list",
     "timeline_chart",
+    "timeline_height",
 ]

@@ -27,6 +27,9 @@ STATE_COLOURS = {
 DURATION_COLOURS = {"Median": "#2b7bd6", "90th percentile": "#c75b00"}
 OTHER_COLOUR = "#808080"  # a state type this list does not know (Prefect added one)
 TIMELINE_ROW_PX = 30  # a band per task or subflow: one row label fits, none is dropped
+# Streamlit fits the whole chart, axis and legend included, into the spec's height: the
+# rows get what is left. 26 px a row and nothing for the rest left 3 of 5 labels.
+TIMELINE_FRAME_PX = 110
 
 
 def runs_chart(history: list[HistoryBucket], since: datetime) -> None:
@@ -181,8 +184,13 @@ def timeline_chart(bars: list[dict], now: datetime) -> alt.Chart:
                 alt.Tooltip("duration:N", title="Duration"),
             ],
         )
-        .properties(height=TIMELINE_ROW_PX * frame["row"].nunique())
+        .properties(height=timeline_height(frame["row"].nunique()))
     )
+
+
+def timeline_height(rows: int) -> int:
+    """The chart's height in pixels: a band for each row, plus the time axis and legend."""
+    return TIMELINE_ROW_PX * rows + TIMELINE_FRAME_PX
 
 
 def _timeline_row(bar: dict) -> str:

@@ -125,3 +125,87 @@ def type_into(page: Page, key: str, text: str) -> None:
     field.fill(text)
     field.press("Enter")
     settle(page)
+
+
+# ---- layout and data checks that need a browser ---------------------------------------
+
+WIDE = {"width": 1440, "height": 900}
+
+
+def dataframe_rows(frame) -> list[dict[str, str]]:
+    """The rows of an st.dataframe (`frame`: its stDataFrame locator) as header → text.
+
+    The grid draws its cells on a canvas; the canvas holds an accessible table of the
+    rows and columns in view, which is what this reads (all of a small frame's rows).
+    """
+    return frame.evaluate(
+        """frame => {
+            const table = frame.querySelector('table[role="grid"]');
+            if (!table) return [];
+            const text = el => (el.textContent || '').trim();
+            const heads = [...table.querySelectorAll('thead th')].map(text);
+            return [...table.querySelectorAll('tbody tr')].map(tr => {
+                const row = {};
+                [...tr.querySelectorAll('td')].forEach((td, i) => {
+                    row[heads[i] ?? i] = text(td);
+                });
+                return row;
+            });
+        }"""
+    )
+
+
+def cut_texts(page: Page, selector: str) -> list[str]:
+    """Texts of the elements matching `selector` that are cut: wider than their box
+    (an ellipsis or a clip, in the element or any element inside it), or ending in '…'."""
+    return page.evaluate(
+        """selector => [...document.querySelectorAll(selector)].flatMap(el => {
+            const text = (el.textContent || '').trim();
+            const boxes = [el, ...el.querySelectorAll('*')];
+            const clipped = boxes.some(b => b.clientWidth > 0 && b.scrollWidth > b.clientWidth + 1);
+            return clipped || text.endsWith('…') ? [text] : [];
+        })""",
+        selector,
+    )
+
+
+def progress_fill_colours(page: Page) -> list[str]:
+    """The computed background colour of each st.progress bar's filled part.
+
+    The filled part is the innermost element of the bar with a background of its own
+    (the track is its parent).
+    """
+    return page.evaluate(
+        """() => [...document.querySelectorAll('[data-testid="stProgress"] [role="progressbar"]')]
+            .map(bar => {
+                const painted = [bar, ...bar.querySelectorAll('*')].filter(el => {
+                    const colour = getComputedStyle(el).backgroundColor;
+                    return colour && colour !== 'transparent' && colour !== 'rgba(0, 0, 0, 0)';
+                });
+                return painted.length ? getComputedStyle(painted.at(-1)).backgroundColor : '';
+            })"""
+    )
+
+
+def hue_and_saturation(css_colour: str) -> tuple[float, float]:
+    """HSL hue (degrees) and saturation (0–1) of an `rgb(…)`/`rgba(…)` colour."""
+    red, green, blue = (int(v) / 255 for v in re.findall(r"[\d.]+", css_colour)[:3])
+    high, low = max(red, green, blue), min(red, green, blue)
+    if high == low:
+        return 0.0, 0.0
+    lightness = (high + low) / 2
+    spread = high - low
+    saturation = spread / (1 - abs(2 * lightness - 1))
+    if high == red:
+        hue = 60 * (((green - blue) / spread) % 6)
+    elif high == green:
+        hue = 60 * ((blue - red) / spread + 2)
+    else:
+        hue = 60 * ((red - green) / spread + 4)
+    return hue, saturation
+
+
+def is_red(css_colour: str) -> bool:
+    """A colour people read as red (alarm): hue within 20° of red, and not greyish."""
+    hue, saturation = hue_and_saturation(css_colour)
+    return saturation >= 0.3 and (hue <= 20 or hue >= 340)

@@ -7,6 +7,7 @@ they wrote (SQLite in the session's home).
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,28 @@ def test_a_render_whose_record_was_lost_is_recorded_by_the_next_run(output_root)
         (Path(output_root) / f"{REPORT}/carrier=US/month=2013-11/manifest.json").read_text()
     )
     assert restored.fingerprint == manifest["fingerprint"]
+
+
+def test_finished_items_are_prefect_events_with_their_business_key(output_root):
+    """The feed beside the index: the Prefect UI and automations see items by key."""
+    from prefect_api import actions, connect
+
+    params = {"carrier": "WN", "month": "2013-12"}
+    state = batch(report=REPORT, items=[params], force=True, return_state=True)
+    assert state.type == StateType.COMPLETED
+    resource_id = f"reportrunner.item.{REPORT}.carrier=WN month=2013-12"
+
+    def ours() -> list[dict]:
+        with connect() as api:
+            events = actions.read_events(api, "reportrunner.item.", limit=200)
+        return [e for e in events if e["resource"]["prefect.resource.id"] == resource_id]
+
+    deadline = time.monotonic() + 30  # events reach the server asynchronously
+    while not (found := ours()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert found, "no reportrunner.item event for the rendered item"
+    event = found[0]
+    assert event["event"] == "reportrunner.item.rendered"
+    assert event["resource"]["reportrunner.param.carrier"] == "WN"
+    assert event["resource"]["reportrunner.report"] == REPORT
+    assert event["payload"]["pages"] >= 1
