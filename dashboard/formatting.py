@@ -38,12 +38,13 @@ def duration(seconds: float | None) -> str:
 
 
 def count(value: int) -> str:
-    """'950', '12,345', '123 k', '4.5 M': at most seven characters, to fit a metric tile."""
-    if abs(value) < 100_000:
+    """'950', '12,345', '123 k', '4.5 M', '120 M': short enough for a metric tile."""
+    size = abs(value)
+    if size < 100_000:
         return f"{value:,}"
-    if abs(value) < 1_000_000:
+    if size < 999_500:  # what rounds to "1000 k" reads "1.0 M"
         return f"{value / 1000:.0f} k"
-    return f"{value / 1_000_000:.1f} M"
+    return f"{value / 1_000_000:.1f} M" if size < 9_950_000 else f"{value / 1_000_000:.0f} M"
 
 
 def percent(value: float | None, digits: int = 0) -> str:
@@ -57,13 +58,14 @@ def clock(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def short_clock(moment: datetime | None, now: datetime | None = None) -> str:
-    """'30 Nov 14:05' (UTC), with the year when it is not this year's: fits a metric tile."""
+def short_clock(moment: datetime | None, now: datetime | None = None, seconds: bool = False) -> str:
+    """'1 Dec 14:05' (UTC), with the year when it is not this year's: fits a metric tile."""
     if moment is None:
         return "–"
     moment = moment.astimezone(UTC)
     this_year = (now or datetime.now(UTC)).astimezone(UTC).year
-    return moment.strftime("%d %b %H:%M" if moment.year == this_year else "%d %b %Y %H:%M")
+    day = f"{moment.day} {moment:%b}" + ("" if moment.year == this_year else f" {moment.year}")
+    return f"{day} {moment:%H:%M:%S}" if seconds else f"{day} {moment:%H:%M}"
 
 
 def deployment_text(deployment: str | None, nested: bool = False) -> str:

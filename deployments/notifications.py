@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from reports.contracts import REPORT_FLOWS
+from reports.contracts import DELIVER_FLOW, REPORT_FLOWS
 
 if TYPE_CHECKING:
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
@@ -38,7 +38,7 @@ __all__ = [
 
 BLOCK_NAME = "reportrunner-failures"
 AUTOMATION_NAME = "reportrunner-failed-runs"
-WATCHED_FLOWS = REPORT_FLOWS
+WATCHED_FLOWS = (*REPORT_FLOWS, DELIVER_FLOW)  # a failed send alerts like a failed render
 _EVENTS = ("prefect.flow-run.Failed", "prefect.flow-run.Crashed")
 _SECRET_KEY = "webhook_url"
 
@@ -161,7 +161,7 @@ def _automation(block_id: Any) -> AutomationCore:
     return AutomationCore(
         name=AUTOMATION_NAME,
         description=(
-            "Posts failed or crashed report/batch runs to the reportrunner webhook. "
+            "Posts failed or crashed report, batch and delivery runs to the reportrunner webhook. "
             "Managed by `reportrunner deploy`: edits here are overwritten."
         ),
         enabled=True,

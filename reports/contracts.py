@@ -21,6 +21,7 @@ from urllib.parse import quote, unquote
 REPORT_FLOW = "report"  # one report, one parameter set
 BATCH_FLOW = "batch"  # one report fanned out over many parameter sets
 CHUNK_FLOW = "render-chunk"  # a slice of a batch, possibly on another worker
+DELIVER_FLOW = "deliver"  # one subscription: render what is missing, then send
 CHUNK_DEPLOYMENT = f"{CHUNK_FLOW}/render-chunk"  # as prefect.yaml names it
 REPORT_FLOWS = (REPORT_FLOW, BATCH_FLOW)  # what a person starts; chunks are machinery
 
@@ -37,6 +38,8 @@ SUMMARY = "summary"  # a report run's outputs, as markdown
 BATCH_PROGRESS = "batch-progress"  # the batch's one progress bar
 BATCH_SUMMARY = "batch-summary"  # the batch's failures first, as markdown
 BATCH_ITEMS = "batch-items"  # the batch's table: one row per item
+DELIVERY_PROGRESS = "delivery-progress"  # "N of M sent, K failed, H held"
+DELIVERY_SUMMARY = "delivery-summary"  # who got what, failures and holds first
 
 
 def artifact_key(report: str, kind: str) -> str:

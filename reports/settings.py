@@ -41,6 +41,14 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the item index (default: SQLite in home; "
         "PostgreSQL when workers run on several hosts).",
     )
+    deliveries_dir: Path = Field(
+        default=PROJECT_ROOT / "deliveries",
+        description="Folder of subscription files (one YAML file per subscription).",
+    )
+    dashboard_url: str = Field(
+        default="http://127.0.0.1:8501",
+        description="The dashboard's address as recipients reach it: links in messages.",
+    )
     catalog_dir: Path = Field(
         default=Path(__file__).resolve().parent / "catalog",
         description="Folder holding one sub-folder per report definition.",

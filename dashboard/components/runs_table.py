@@ -8,7 +8,10 @@ import streamlit as st
 from dashboard.api import RunRow, RunsPage
 from dashboard.formatting import deployment_text, duration, naive_utc, state_label
 
-MESSAGE_PX = 480  # the state's message (a failed run's error): next to the name, readable
+# Widths that keep the run, its state and its message on screen in a 1280 px window
+# (the table is 820 px wide there): the rest of the columns scroll.
+NAME_PX = 260
+MESSAGE_PX = 360  # the state's message, a failed run's error: click a cell for all of it
 # What a reader looks for first comes first: which run, how it ended, and why.
 COLUMNS = [
     "Detail",
@@ -69,10 +72,12 @@ def runs_table(page: RunsPage, key: str = "runs_table") -> list[RunRow]:
         placeholder="–",  # a time not reached yet, no progress artifact
         column_config={
             "Detail": st.column_config.LinkColumn(
-                display_text="Open", help="The run's detail page", width="small"
+                display_text="Open", help="The run's detail page", width=56
             ),
-            "State": st.column_config.TextColumn(help="Icon and name of the run's state"),
-            "Name": st.column_config.TextColumn(width="medium"),
+            "State": st.column_config.TextColumn(
+                help="Icon and name of the run's state", width=110
+            ),
+            "Name": st.column_config.TextColumn(width=NAME_PX),
             "Message": st.column_config.TextColumn(
                 "Message / error",
                 width=MESSAGE_PX,

@@ -33,7 +33,7 @@ LOG_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 LEVEL_ICONS = {"CRITICAL": "💥", "ERROR": "❌", "WARNING": "⚠️", "INFO": "ℹ️", "DEBUG": "🐞"}
 ITEM_STATUS = {"rendered": "✅ rendered", "skipped": "⏭️ unchanged", "failed": "❌ failed"}
 WRAPPED_ROW_PX = 72  # Streamlit wraps cell text in rows taller than 4 rem: three lines
-MESSAGE_PX = 560  # log and error messages: wide enough to read a line of one
+MESSAGE_PX = 380  # log and error messages: with the other columns, 820 px (at 1280 px)
 _INPUT = "run_id_input"
 _URL_SEEN = "run_id_url_seen"  # the ?id= last copied into the input
 _LEVEL = "run_log_level"
@@ -237,15 +237,16 @@ def _logs(detail: RunDetail) -> None:
         placeholder="–",
         key="run_logs",
         row_height=WRAPPED_ROW_PX,
+        column_order=["Time (UTC)", "Level", "Message", "Task"],  # the message on screen
         column_config={
             "Time (UTC)": st.column_config.DatetimeColumn(
-                format="YYYY-MM-DD HH:mm:ss.SSS", width="medium"
+                format="YYYY-MM-DD HH:mm:ss.SSS", width=180
             ),
-            "Level": st.column_config.TextColumn(width="small"),
-            "Task": st.column_config.TextColumn(width="medium"),
+            "Level": st.column_config.TextColumn(width=105),
             "Message": st.column_config.TextColumn(
                 width=MESSAGE_PX, help="Wrapped; click a cell to read all of a long one"
             ),
+            "Task": st.column_config.TextColumn(width=140),
         },
     )
     if logs.errors_cut or logs.others_cut:
@@ -327,7 +328,7 @@ def other_output_label(head: RunHeader, output: Output) -> str:
     """'Older output, made 30 Nov 14:05 UTC (before this run started)', and the like."""
     if output.created_at is None:
         return "Output of an unknown time (not shown as this run's)"
-    made = f"{short_clock(output.created_at)} UTC"
+    made = f"{short_clock(output.created_at, seconds=True)} UTC"  # the run may start that minute
     if _made_before_start(head, output):
         return f"Older output, made {made} (before this run started)"
     if not head.is_final:

@@ -115,3 +115,32 @@ batch_items = Table(
     Index("rr_batch_items_status", "batch_id", "status"),
     Index("rr_batch_items_updated", "updated_at", "status"),
 )
+
+# The delivery ledger: one row per (subscription, item version, recipient, channel).
+# Written before and after each send, so a re-run sends only what is not `sent`.
+deliveries = Table(
+    "rr_deliveries",
+    metadata,
+    Column("delivery_id", String(64), primary_key=True),
+    Column("subscription", String(128), nullable=False),
+    Column("report", String(128), nullable=False),
+    Column("item_id", ITEM_ID, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("recipient", String(512), nullable=False),
+    Column("channel", String(32), nullable=False),
+    # queued, sending, sent, failed, held, approved, discarded, skipped
+    Column("status", String(16), nullable=False),
+    Column("reason", Text),  # why skipped or held
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("message_id", Text),
+    Column("run_id", String(64)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("sent_at", Float),
+    Column("decided_by", String(128)),  # who approved or discarded a held item
+    Index("rr_deliveries_sub_status", "subscription", "status"),
+    Index("rr_deliveries_item", "item_id", "recipient"),
+    Index("rr_deliveries_recipient", "recipient"),
+)

@@ -179,10 +179,10 @@ def test_overview_costs_a_bounded_number_of_calls_however_many_runs(seeded):
             assert after.kpis.current.total >= before.kpis.current.total + 40 + MAX_BATCHES
             assert after.batches.total >= MAX_BATCHES + 1 > len(after.batches.batches)
             durations = {d.report: d.runs for d in after.insights.durations}
-            assert [durations.get(r) for r in reports] == [None, 10, 10, 10]
+            assert [durations.get(f"{r} · single") for r in reports] == [None, 10, 10, 10]
             group = next(g for g in after.insights.failure_groups if reports[0] in g.signature)
             assert group.signature == f"{reports[0]}: table '<value>' has <n> rows"
-            assert group.count == 10 and group.reports == [reports[0]]
+            assert group.count == 10 and group.reports == [f"{reports[0]} · single"]
             mine = [p for p in after.health.pools if p.name in pools]
             assert {p.status for p in mine} == {"NOT_READY"}
             assert any("first 3 pools" in note for note in after.health.notes)

@@ -73,8 +73,9 @@ def test_signature_groups_across_values_but_not_across_kinds():
 
 
 def test_report_label_tells_report_runs_batches_and_other_flows_apart():
-    assert report_label("report", {"report": "carrier-monthly"}) == "carrier-monthly"
-    assert report_label("batch", {"report": "carrier-monthly"}) == "carrier-monthly (batch)"
+    assert report_label("report", {"report": "carrier-monthly"}) == "carrier-monthly · single"
+    assert report_label("batch", {"report": "carrier-monthly"}) == "carrier-monthly · batch"
+    assert report_label("render-chunk", {"report": "carrier-monthly"}) == "carrier-monthly · chunk"
     assert report_label("etl", {"day": 3}) == "etl"
     assert report_label(None, None) == "unknown flow"
 

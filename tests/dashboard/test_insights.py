@@ -105,15 +105,16 @@ def test_durations_by_report_and_slow_runs(insight_runs):
     with connect() as api:
         data = overview(api, Window.last())
     by_report = {d.report: d for d in data.insights.durations}
-    fast, heavy = by_report[insight_runs.fast], by_report[insight_runs.heavy]
+    fast = by_report[f"{insight_runs.fast} · single"]
+    heavy = by_report[f"{insight_runs.heavy} · single"]
     assert fast.runs == 6 and fast.median_s < SLOW_S / 3 <= SLOW_S <= fast.max_s
     assert fast.median_s <= fast.p90_s <= fast.max_s
     assert heavy.runs == 3 and heavy.median_s >= HEAVY_S
-    batch = by_report[f"{insight_runs.fast} (batch)"]  # batches apart from single reports
+    batch = by_report[f"{insight_runs.fast} · batch"]  # batches apart from single reports
     assert batch.runs == 2
     mine = [r for r in data.insights.slow_runs if r.report.startswith("ins-")]
     assert [(r.run_id, r.report, r.duration_s) for r in mine] == [
-        (insight_runs.slow_run, insight_runs.fast, fast.max_s)
+        (insight_runs.slow_run, f"{insight_runs.fast} · single", fast.max_s)
     ]  # none of `heavy` (three runs: too few) nor of the batch
     assert mine[0].ratio > 3 and mine[0].report_median_s == fast.median_s
 
@@ -125,7 +126,7 @@ def test_failures_group_by_signature_with_counts_reports_and_runs(insight_runs):
     assert params.signature == (
         f"{insight_runs.fast}: parameter '<value>' is '<value>', not one of: 9E, AA, AS"
     )
-    assert params.count == 3 and params.reports == [insight_runs.fast]
+    assert params.count == 3 and params.reports == [f"{insight_runs.fast} · single"]
     assert sorted(params.run_ids) == sorted(insight_runs.param_failures)
     assert params.retryable_ids == []  # not from a deployment
     crashes = _group(data, insight_runs.heavy)
@@ -171,7 +172,7 @@ def test_overview_page_shows_duration_chart_and_insights(insight_runs, fresh_cac
     headers = [s.value for s in at.subheader]
     assert "Run time by report" in headers and "Insights" in headers
     assert all(s.proto.help for s in at.subheader)  # every section explains itself
-    rows = {r["measure"]: r for r in _chart_rows(at, insight_runs.fast)}
+    rows = {r["measure"]: r for r in _chart_rows(at, f"{insight_runs.fast} · single")}
     assert sorted(rows) == ["90th percentile", "Median"]
     assert rows["Median"]["runs"] == 6 and rows["Median"]["seconds"] < SLOW_S / 3
     assert rows["90th percentile"]["seconds"] > rows["Median"]["seconds"]
@@ -184,8 +185,9 @@ def test_overview_page_shows_duration_chart_and_insights(insight_runs, fresh_cac
     assert "❌ **3 failed runs**" in text and "❌ **2 failed runs**" in text
     for run_id in insight_runs.param_failures:
         assert f"(run?id={run_id})" in text
-    buttons = {b.label: b for b in at.button}
-    assert buttons["🔁 Retry these 0 runs"].disabled  # parameter failures: no deployment
+    # Parameter failures came from no deployment: no button that can never be pressed.
+    assert not [b for b in at.button if b.label == "🔁 Retry these 0 runs"]
+    assert "Started from the CLI: re-run with `reportrunner batch …`" in text
     assert all(b.help for b in at.button)
 
 

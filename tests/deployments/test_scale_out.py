@@ -15,6 +15,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from deployments.prefect_server import PrefectServer
 from deployments.processes import stop_process_group
 from prefect_helpers import child_flow_runs, flow_run_artifacts, pdf_text, start_worker
+from reports.index import ItemIndex, get_batch
 
 pytestmark = pytest.mark.postgres
 
@@ -66,6 +67,7 @@ def test_two_workers_on_postgres_complete_a_64_item_batch(scratch_postgres_url, 
         **os.environ,
         "PREFECT_API_URL": server.api_url,
         "REPORTRUNNER_OUTPUT_URL": str(outputs),
+        "REPORTRUNNER_INDEX_URL": scratch_postgres_url,  # one item index for every host
         "REPORTRUNNER_MAX_PARALLEL": "1",
         "PREFECT_WORKER_QUERY_SECONDS": "2",
     }
@@ -100,6 +102,11 @@ def test_two_workers_on_postgres_complete_a_64_item_batch(scratch_postgres_url, 
             progress = next(a for a in flow_run_artifacts(run.id) if a.type == "progress")
             assert progress.data == 100
             assert progress.description.startswith("64 of 64 done")
+            # Both workers wrote the one index: every item, recorded by its chunk's run.
+            batch, items = get_batch(ItemIndex(scratch_postgres_url), str(run.id))
+            assert batch.total == 64  # some small carriers fly nothing some months: flagged
+            assert batch.counts.get("rendered", 0) + batch.counts.get("flagged", 0) == 64
+            assert {item.run_id for item in items} == {str(c.id) for c in chunks}
     finally:
         stopped_in = [stop_process_group(worker, grace_s=40) for worker in workers]
         server.stop()

@@ -200,6 +200,7 @@ def test_items_are_found_by_business_key_within_5_s_of_finishing(page, stack, ba
     assert shown == wanted, (
         f"Items for carrier={SEARCHED} {latency:.1f} s after the last finished "
         f"(page load {page_load:.1f} s): {rows}"
+        + Path("/tmp/probe.html").write_text(page.content()).__str__()
     )
     assert page.get_by_text("3 items", exact=True).is_visible()
     assert latency <= FOUND_WITHIN_S + page_load, (

@@ -1,0 +1,326 @@
+"""Who gets what (the plan), then sending it with the ledger written around every send.
+
+    plan_deliveries  recipients × their items → ledger rows: queued, held or skipped
+    send_planned     every sendable row → one message each (or one per recipient: digest),
+                     transient errors retried with backoff, permanent ones failed at once
+
+Plain Python: the delivery flow runs this in a Prefect task, `reportrunner deliver`
+the same way, and the tests directly.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from reports.contracts import ItemKey, item_key
+from reports.definitions import Report
+from reports.delivery._envelope import Attachment, Channel, Envelope, SendError
+from reports.delivery._ledger import SENDABLE, Ledger, LedgerRow, delivery_id
+from reports.delivery._messages import MessageItem, bodies, subject
+from reports.delivery._recipients import Recipient
+from reports.delivery._subscription import Subscription
+from reports.errors import ReportError
+from reports.index import ItemIndex, item_history, item_id
+from reports.settings import get_settings
+from reports.store import OutputStore
+
+RETRIES = 3  # after the first attempt, for transient errors
+BACKOFF_S = (1.0, 3.0, 9.0)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One (recipient, item) of a delivery run and what the ledger says of it."""
+
+    row: LedgerRow
+    recipient: Recipient
+    params: dict[str, Any]
+    manifest: dict[str, Any] | None
+
+
+@dataclass
+class DeliveryCounts:
+    total: int = 0
+    sent: int = 0
+    failed: int = 0
+    held: int = 0
+    skipped: int = 0
+    already: int = 0  # sent by an earlier run
+
+    def sentence(self) -> str:
+        text = f"{self.sent + self.already} of {self.total} sent, {self.failed} failed, "
+        text += f"{self.held} held"
+        return text + (f", {self.skipped} skipped" if self.skipped else "")
+
+
+def _label(params: dict[str, Any]) -> str:
+    return ItemKey.of(params).label
+
+
+def _hold_reason(
+    subscription: Subscription, manifest: dict[str, Any], index: ItemIndex, report: str, key: str
+) -> str | None:
+    hold = subscription.conditions.hold
+    quality = manifest.get("quality") or {}
+    if hold.quality and quality.get("status") not in (None, "ok"):
+        return "quality gate: " + "; ".join(quality.get("issues") or [quality["status"]])
+    pages = manifest.get("pages")
+    if hold.pages_factor and pages:
+        earlier = [
+            r.pages
+            for r in item_history(index, report, key, limit=20).renders
+            if r.pages and r.fingerprint != manifest.get("fingerprint")
+        ]
+        if len(earlier) >= 2:
+            usual = statistics.median(earlier)
+            if pages > usual * hold.pages_factor or pages < usual / hold.pages_factor:
+                return f"{pages} pages, far from its usual {usual:g}"
+    return None
+
+
+def plan_deliveries(
+    subscription: Subscription,
+    report: Report,
+    recipients: list[Recipient],
+    fixed: dict[str, Any],
+    store: OutputStore,
+    ledger: Ledger,
+    *,
+    run_id: str | None = None,
+    write: bool = True,
+) -> list[Planned]:
+    """Each recipient's items, checked against their outputs, the conditions and the ledger.
+
+    `write=False` (a dry run) computes the same plan without touching the ledger.
+    """
+    channel = subscription.channel.kind
+    last_sent = ledger.last_sent(subscription.name, channel)
+    rows, context = [], []
+    for recipient in recipients:
+        raw = report.in_spec_order({**fixed, **recipient.params})
+        key = item_key(raw)
+        ident = item_id(report.name, key)
+        try:
+            params = report.validate(raw)
+        except ReportError as exc:
+            rows.append(
+                _row(
+                    subscription,
+                    report,
+                    ident,
+                    key,
+                    "-",
+                    recipient,
+                    run_id,
+                    "failed",
+                    None,
+                    last_error=str(exc),
+                )
+            )
+            context.append((recipient, raw, None))
+            continue
+        manifest = store.read_manifest(store.item_dir(report.name, params))
+        if not manifest or not manifest.get("files"):
+            rows.append(
+                _row(
+                    subscription,
+                    report,
+                    ident,
+                    key,
+                    "unrendered",
+                    recipient,
+                    run_id,
+                    "failed",
+                    None,
+                    last_error="no outputs: the report did not render (see the item)",
+                )
+            )
+            context.append((recipient, raw, None))
+            continue
+        fingerprint = manifest["fingerprint"]
+        version = (
+            fingerprint if subscription.conditions.send_if_changed else (f"{fingerprint}:{run_id}")
+        )
+        status, reason = "queued", None
+        rows_total = sum((manifest.get("rows") or {}).values())
+        if subscription.conditions.skip_empty and manifest.get("rows") and rows_total == 0:
+            status, reason = "skipped", "empty report: its data had no rows"
+        elif (
+            subscription.conditions.send_if_changed
+            and last_sent.get((ident, recipient.address.casefold())) == fingerprint
+        ):
+            status, reason = "skipped", "unchanged since it was last sent"
+        elif reason := _hold_reason(subscription, manifest, ledger.index, report.name, key):
+            status = "held"
+        rows.append(
+            _row(subscription, report, ident, key, version, recipient, run_id, status, reason)
+        )
+        context.append((recipient, raw, manifest))
+    if write:
+        stored = ledger.plan(rows)
+    else:
+        existing = ledger.get([r["delivery_id"] for r in rows])
+        stored = {r["delivery_id"]: existing.get(r["delivery_id"]) or _as_row(r) for r in rows}
+    return [
+        Planned(stored[row["delivery_id"]], recipient, raw, manifest)
+        for row, (recipient, raw, manifest) in zip(rows, context, strict=True)
+    ]
+
+
+def _row(
+    subscription, report, ident, key, version, recipient, run_id, status, reason, last_error=None
+) -> dict[str, Any]:
+    channel = subscription.channel.kind
+    return {
+        "delivery_id": delivery_id(subscription.name, ident, version, recipient.address, channel),
+        "subscription": subscription.name,
+        "report": report.name,
+        "item_id": ident,
+        "key": key,
+        "fingerprint": version.split(":")[0],
+        "recipient": recipient.address,
+        "channel": channel,
+        "status": status,
+        "reason": reason,
+        "last_error": last_error,
+        "run_id": run_id,
+    }
+
+
+def _as_row(row: dict[str, Any]) -> LedgerRow:
+    now = time.time()
+    return LedgerRow(
+        **{
+            "attempts": 0,
+            "message_id": None,
+            "created_at": now,
+            "updated_at": now,
+            "sent_at": None,
+            "decided_by": None,
+            **row,
+        }
+    )
+
+
+# ---- sending -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Message:
+    recipient: Recipient
+    planned: list[Planned] = field(default_factory=list)
+
+
+def item_page(report: str, key: str) -> str:
+    base = get_settings().dashboard_url.rstrip("/")
+    return f"{base}/item?" + urlencode({"report": report, "key": key})
+
+
+def _envelope(
+    subscription: Subscription, report: Report, message: _Message, store: OutputStore
+) -> Envelope:
+    items, attachments = [], []
+    for planned in message.planned:
+        manifest = planned.manifest or {}
+        items.append(
+            MessageItem(
+                title=report.spec.title,
+                label=_label(planned.params),
+                pages=manifest.get("pages"),
+                link=item_page(report.name, planned.row.key),
+            )
+        )
+        for entry in manifest.get("files", []):
+            if entry["name"].endswith(".pdf"):
+                attachments.append(Attachment(entry["name"], store.read_bytes(entry["path"])))
+    text, html = bodies(subscription.name, message.recipient.name, items)
+    ids = sorted(p.row.delivery_id for p in message.planned)
+    return Envelope(
+        delivery_id=ids[0]
+        if len(ids) == 1
+        else delivery_id(
+            subscription.name, "digest", ",".join(ids), message.recipient.address, "digest"
+        ),
+        subscription=subscription.name,
+        recipient=message.recipient.address,
+        recipient_name=message.recipient.name,
+        subject=subject(subscription.subject, subscription.name, items),
+        text=text,
+        html=html,
+        attachments=tuple(attachments),
+        links=tuple(item.link for item in items if item.link),
+    )
+
+
+def send_planned(
+    subscription: Subscription,
+    report: Report,
+    plan: list[Planned],
+    channel: Channel,
+    store: OutputStore,
+    ledger: Ledger,
+    *,
+    run_id: str | None = None,
+    on_progress: Callable[[DeliveryCounts], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DeliveryCounts:
+    """Send every sendable planned row; the ledger is written before and after each send."""
+    counts = DeliveryCounts(total=len(plan))
+    messages: dict[str, _Message] = {}
+    for planned in plan:
+        status = planned.row.status
+        if status == "sent":
+            counts.already += 1
+        elif status in ("held",):
+            counts.held += 1
+        elif status in ("skipped", "discarded"):
+            counts.skipped += 1
+        elif status == "failed" and planned.manifest is None:
+            counts.failed += 1  # nothing to send: its report did not render
+        elif status in SENDABLE:
+            group = (
+                planned.recipient.address
+                if subscription.conditions.digest
+                else (planned.row.delivery_id)
+            )
+            messages.setdefault(group, _Message(planned.recipient)).planned.append(planned)
+    if on_progress:
+        on_progress(counts)
+    for message in messages.values():
+        ids = [p.row.delivery_id for p in message.planned]
+        try:
+            envelope = _envelope(subscription, report, message, store)
+        except (ReportError, OSError) as exc:
+            ledger.failed(ids, f"could not build the message: {exc}")
+            counts.failed += len(ids)
+            continue
+        outcome = _send_with_retries(channel, envelope, ledger, ids, run_id, sleep)
+        if outcome is None:
+            counts.failed += len(ids)
+        else:
+            counts.sent += len(ids)
+        if on_progress:
+            on_progress(counts)
+    return counts
+
+
+def _send_with_retries(channel, envelope, ledger, ids, run_id, sleep) -> str | None:
+    for attempt in range(RETRIES + 1):
+        ledger.sending(ids, run_id)  # before: a crash from here on may resend, once
+        try:
+            reference = channel.send(envelope)
+        except SendError as exc:
+            if not exc.transient or attempt == RETRIES:
+                ledger.failed(ids, str(exc))
+                return None
+            ledger.failed(ids, f"{exc} (retrying)")
+            sleep(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
+            continue
+        ledger.sent(ids, reference)
+        return reference
+    return None
