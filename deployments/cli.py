@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import logging
 import os
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -190,34 +188,6 @@ def _record_render(report, manifest: dict) -> None:
         open_index().record(report.name, [outcome_of(params, manifest)])
     except ReportError as exc:  # the PDF is made; only its record is missing
         print(f"warning: {exc}", file=sys.stderr)
-
-
-def cmd_items(args: argparse.Namespace) -> int:
-    from reports.contracts import status_label
-    from reports.index import ItemQuery, SearchError, open_index, search_items
-
-    query = ItemQuery(
-        text=" ".join(args.search),
-        report=args.report,
-        statuses=tuple(args.status or ()),
-        limit=args.limit,
-    )
-    try:
-        found = search_items(open_index(), query)
-    except SearchError as exc:
-        raise CliError(f"search: {exc}") from exc
-    if args.json:
-        print(json.dumps({"total": found.total, "items": [asdict(r) for r in found.rows]}))
-        return 0
-    for row in found.rows:
-        updated = dt.datetime.fromtimestamp(row.updated_at, dt.UTC).strftime("%Y-%m-%d %H:%M")
-        line = f"{status_label(row.status):<14} {row.report} {row.label}  ({updated} UTC)"
-        print(line + (f"  {row.error}" if row.error else ""))
-    more = found.total - len(found.rows)
-    noun = "item" if found.total == 1 else "items"
-    hint = f" ({more:,} more: narrow the search or raise --limit)" if more > 0 else ""
-    print(f"{found.total:,} {noun}{hint}")
-    return 0
 
 
 def _over(args: argparse.Namespace) -> dict[str, list[str] | str]:
@@ -509,17 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_batch)
 
-    p = sub.add_parser("items", help="find report items by business key, e.g. carrier=AA")
-    p.add_argument("search", nargs="*", help="name=value (exact) or a bare value, combined")
-    p.add_argument("--report", help="only this report's items")
-    p.add_argument(
-        "--status",
-        action="append",
-        help="only this status (repeat): rendered, unchanged, flagged, failed, running, pending",
-    )
-    p.add_argument("--limit", type=int, default=50, help="items to list (default 50)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_items)
+    from deployments import item_commands
+
+    item_commands.add_parsers(sub)
 
     p = sub.add_parser("data", help="demo data")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")

@@ -62,6 +62,7 @@ class DeployResult:
 
 REPORT_ENTRYPOINT = "flows.report_flow.report"
 BATCH_ENTRYPOINT = "flows.batch_flow.batch"
+DELIVER_ENTRYPOINT = "flows.delivery_flow.deliver"
 
 
 def load_deployment_specs(
@@ -81,10 +82,42 @@ def load_deployment_specs(
     except yaml.YAMLError as exc:
         raise SpecError(yaml_error(path, exc)) from None
     specs = [copy.deepcopy(d) for d in document.get("deployments") or []]
-    specs += _on_demand_specs(specs, skipped if skipped is not None else [])
+    skipped = skipped if skipped is not None else []
+    specs += _on_demand_specs(specs, skipped)
+    specs += _delivery_specs(skipped)
     for spec in specs:
         for schedule in spec.get("schedules") or []:
             _validate_cron(spec["name"], schedule)
+    return specs
+
+
+def _delivery_specs(skipped: list[str]) -> list[dict[str, Any]]:
+    """A `deliver/<name>` deployment per subscription in deliveries/, with its schedule."""
+    from reports.delivery import subscriptions_in
+    from reports.settings import get_settings
+
+    try:
+        subscriptions = subscriptions_in(get_settings().deliveries_dir)
+    except ReportError as exc:  # a broken subscription file: say so, deploy the rest
+        skipped.append(f"deliveries: {exc}")
+        return []
+    specs = []
+    for subscription in subscriptions.values():
+        schedule = subscription.schedule
+        specs.append(
+            {
+                "name": subscription.name,
+                "entrypoint": DELIVER_ENTRYPOINT,
+                "description": subscription.description or f"Delivers {subscription.report}.",
+                "parameters": {"subscription": subscription.name},
+                "tags": ["reportrunner", f"report:{subscription.report}", "delivery"],
+                "work_pool": {"name": WORK_POOL, "work_queue_name": "scheduled"},
+                "enforce_parameter_schema": True,
+                # One run of a subscription at a time: two would race for the same sends.
+                "concurrency_limit": {"limit": 1, "collision_strategy": "ENQUEUE"},
+                "schedules": [schedule.model_dump()] if schedule else [],
+            }
+        )
     return specs
 
 
