@@ -30,8 +30,12 @@ from dashboard.auth import OPERATOR, PermissionDenied, User, require
 from prefect_api import actions as prefect_actions
 from reports.contracts import (
     BATCH_FLOW,
+    DELIVER_FLOW,
     deployment_name,
 )
+from reports.delivery import Ledger
+from reports.errors import ReportError
+from reports.index import open_index
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +274,142 @@ def set_schedule_active(
     label = "Resume schedule" if active else "Pause schedule"
     target = (f"schedule of {name}", f"prefect.deployment.{deployment_id}")
     return _perform(api, user, action, label, target, act)
+
+
+# ---- deliveries -------------------------------------------------------------------------
+
+
+def approve_held(
+    api: Api,
+    user: User,
+    ids: Iterable[str],
+    subscription: str | None = None,
+    ledger: Ledger | None = None,
+) -> ActionResult:
+    """Approve held ledger rows: they are sent on the subscription's next run, not now.
+
+    Only rows still `held` change; `decided_by` records the user. `subscription` names
+    where the rows belong, for the message and the audit entry.
+    """
+    return _decide_held(api, user, ids, True, subscription, ledger)
+
+
+def discard_held(
+    api: Api,
+    user: User,
+    ids: Iterable[str],
+    subscription: str | None = None,
+    ledger: Ledger | None = None,
+) -> ActionResult:
+    """Discard held ledger rows: this version is never sent to those recipients."""
+    return _decide_held(api, user, ids, False, subscription, ledger)
+
+
+def resend_failed(
+    api: Api, user: User, subscription: str, ledger: Ledger | None = None
+) -> ActionResult:
+    """Queue a subscription's failed deliveries again and start a run of its deployment."""
+    full_name = deployment_name(DELIVER_FLOW, subscription)
+
+    def act() -> ActionResult:
+        try:
+            ids = (ledger or Ledger(open_index())).requeue_failed(subscription)
+        except ReportError as exc:
+            return ActionResult(False, f"Item index unavailable — {exc}")
+        if not ids:
+            return ActionResult(False, f"'{subscription}' has no failed deliveries to resend.")
+        count = f"{len(ids)} failed delivery(ies) of '{subscription}'"
+        deployment = prefect_actions.read_deployment(api, full_name)
+        if deployment is None:
+            return ActionResult(
+                False,
+                f"Requeued {count}, but no deployment '{full_name}' exists to send them: "
+                "run `reportrunner deploy`.",
+            )
+        run = prefect_actions.start_run(
+            api, deployment.id, {"subscription": subscription}, tags=["resend-failed"]
+        )
+        return ActionResult(True, f"Requeued {count} and started '{run.name}' to send them.")
+
+    target = (f"subscription {subscription}", _subscription_resource(subscription))
+    return _perform(api, user, "delivery.resend-failed", "Resend failed deliveries", target, act)
+
+
+def start_delivery(api: Api, user: User, subscription: str) -> ActionResult:
+    """A run of `deliver/<subscription>` now: it sends every row not yet sent (approved too)."""
+    full_name = deployment_name(DELIVER_FLOW, subscription)
+
+    def act() -> ActionResult:
+        deployment = prefect_actions.read_deployment(api, full_name)
+        if deployment is None:
+            return ActionResult(
+                False, f"No deployment '{full_name}' exists: run `reportrunner deploy`."
+            )
+        run = prefect_actions.start_run(
+            api, deployment.id, {"subscription": subscription}, tags=["dashboard-delivery"]
+        )
+        return ActionResult(True, f"Started '{run.name}': it sends what '{subscription}' owes.")
+
+    target = (f"subscription {subscription}", _subscription_resource(subscription))
+    return _perform(api, user, "delivery.run", "Start a delivery run", target, act)
+
+
+def _decide_held(
+    api: Api,
+    user: User,
+    ids: Iterable[str],
+    approve: bool,
+    subscription: str | None,
+    ledger: Ledger | None,
+) -> ActionResult:
+    listed = list(dict.fromkeys(str(i) for i in ids))
+    of = f" of '{subscription}'" if subscription else ""
+    target = f"{len(listed)} held delivery(ies)" + (f" of {subscription}" if subscription else "")
+    verb = "approve" if approve else "discard"
+
+    def act() -> ActionResult:
+        if not listed:
+            return ActionResult(False, f"No held deliveries selected to {verb}.")
+        try:
+            book = ledger or Ledger(open_index())
+            rows = book.get(listed)
+            changed = book.decide(listed, approve, who=user.name)
+        except ReportError as exc:
+            return ActionResult(False, f"Item index unavailable — {exc}")
+        if not changed:
+            return ActionResult(
+                False,
+                f"None of the {len(listed)} deliveries{of} is held any more: nothing changed.",
+            )
+        left = len(listed) - changed
+        rest = f" ({left} no longer held, left as they were)" if left else ""
+        which = _which(r for r in rows.values() if r.status == "held")
+        if approve:
+            return ActionResult(
+                True,
+                f"{changed} held delivery(ies){of} approved: sent on the subscription's next "
+                f"run{rest}. {which}",
+            )
+        return ActionResult(
+            True, f"{changed} held delivery(ies){of} discarded: never sent{rest}. {which}"
+        )
+
+    resource = _subscription_resource(subscription) if subscription else None
+    label = "Approve held deliveries" if approve else "Discard held deliveries"
+    action = "delivery.approve" if approve else "delivery.discard"
+    return _perform(api, user, action, label, (target, resource), act)
+
+
+def _which(rows: Iterable[Any], shown: int = 3) -> str:
+    """'To a@x.org: carrier-monthly carrier=AA month=2013-07; …' for the message and audit."""
+    listed = sorted(rows, key=lambda r: (r.recipient, r.item_id))
+    parts = [f"{r.recipient}: {r.item_id}" for r in listed[:shown]]
+    more = f"; and {len(listed) - shown} more" if len(listed) > shown else ""
+    return f"To {'; '.join(parts)}{more}." if parts else ""
+
+
+def _subscription_resource(subscription: str) -> str:
+    return f"reportrunner.subscription.{subscription}"
 
 
 # ---- helpers ----------------------------------------------------------------------------

@@ -38,6 +38,7 @@ def _page() -> None:
             st.Page("views/run_detail.py", title="Run detail", icon="🔎", url_path="run"),
             st.Page("views/launch.py", title="Run a report", icon="▶️", url_path="launch"),
             st.Page("views/outputs.py", title="Outputs", icon="📄", url_path="outputs"),
+            st.Page("views/deliveries.py", title="Deliveries", icon="📬", url_path="deliveries"),
             st.Page("views/operations.py", title="Operations", icon="🛠️", url_path="operations"),
         ]
     )

@@ -21,17 +21,20 @@ from dashboard.components.insights import (
 from dashboard.components.runs_table import runs_table
 from dashboard.components.status import (
     HEALTH_LABELS,
+    HEALTH_WEIGHTS,
     KPI_LABELS,
     TILE_CHARS,
     api_banner,
     health_strip,
     kpi_tiles,
+    tile_chars,
 )
 
 __all__ = [
     "DURATION_COLOURS",
     "EXAMPLE_RUNS",
     "HEALTH_LABELS",
+    "HEALTH_WEIGHTS",
     "KPI_LABELS",
     "STATE_COLOURS",
     "TILE_CHARS",
@@ -49,6 +52,7 @@ __all__ = [
     "runs_chart",
     "runs_table",
     "slow_runs_list",
+    "tile_chars",
     "timeline_chart",
     "timeline_height",
 ]

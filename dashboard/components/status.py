@@ -11,10 +11,19 @@ from dashboard.formatting import clock, count, duration, percent, pool_label
 
 KPI_LABELS = ["Running", "Queued", "Completed", "Failed", "Success rate", "Median duration"]
 HEALTH_LABELS = ["Prefect API", "Pools ready", "Workers online", "Late runs"]
-# The longest value a tile shows whole, by tiles per row: measured in Chromium at 1280 px
-# with the sidebar open (a tile is 193 px wide four a row, 263 px three, 405 px two; a
-# value's glyphs are about 17 px each). Values are kept within these; tests check them.
-TILE_CHARS = {4: 10, 3: 13, 2: 20}
+HEALTH_WEIGHTS = (5, 4, 4, 4)  # "✅ reachable" needs the widest tile
+# Measured in Chromium at 1280 px with the sidebar open: the main column is 820 px wide,
+# tiles are 16 px apart, and a value's glyphs (36 px type) are at most about 18 px each.
+ROW_PX, GAP_PX, GLYPH_PX = 820, 16, 18
+
+
+def tile_chars(weights: tuple[int, ...], index: int) -> int:
+    """The longest value tile `index` of a row of `weights` shows whole at 1280 px."""
+    width = (ROW_PX - GAP_PX * (len(weights) - 1)) * weights[index] / sum(weights)
+    return int(width // GLYPH_PX)
+
+
+TILE_CHARS = {n: tile_chars((1,) * n, 0) for n in (2, 3, 4)}  # tiles of equal width
 
 
 def api_banner(message: str, last_good: datetime | None = None) -> None:
@@ -27,10 +36,10 @@ def api_banner(message: str, last_good: datetime | None = None) -> None:
 
 
 def health_strip(health: Health) -> None:
-    cols = st.columns(len(HEALTH_LABELS))
+    cols = st.columns(HEALTH_WEIGHTS)
     cols[0].metric(
         HEALTH_LABELS[0],
-        "✅ online" if health.api_ok else "❌ down",
+        "✅ reachable" if health.api_ok else "❌ down",
         help=f"GET {health.api_url}/health answered. Checked {clock(health.checked_at)}.",
     )
     ready = sum(p.status == "READY" for p in health.pools)

@@ -140,3 +140,44 @@ if history.renders:
     )
 else:
     st.caption("No render recorded yet.")
+
+
+def _deliveries() -> None:
+    """Who received which version of this item: its rows in the delivery ledger."""
+    from dashboard.api._deliveries import item_deliveries, open_ledger, status_label
+
+    st.markdown("#### Deliveries")
+    try:
+        rows = item_deliveries(open_ledger(), report, key)
+    except IndexUnavailable as error:
+        components.api_banner(str(error))
+        return
+    if not rows:
+        st.caption("Not delivered to anyone: no subscription has planned this item yet.")
+        return
+    st.caption(
+        f"{len(rows)} delivery(ies), newest first: one per recipient and version "
+        "(fingerprint) of this item."
+    )
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "Recipient": [r.recipient for r in rows],
+                "Channel": [r.channel for r in rows],
+                "Status": [status_label(r.status) for r in rows],
+                "Fingerprint": [r.fingerprint[:10] for r in rows],
+                "Sent": [clock(when(r.sent_at)) for r in rows],
+                "Attempts": [r.attempts for r in rows],
+                "Error / reason": [r.last_error or r.reason or "" for r in rows],
+                "Subscription": [r.subscription for r in rows],
+                "Decided by": [r.decided_by or "" for r in rows],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+        key="item_deliveries",
+        column_config={"Error / reason": st.column_config.TextColumn(width="large")},
+    )
+
+
+_deliveries()

@@ -16,6 +16,7 @@ Why it looks the way it does:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import posixpath
@@ -25,6 +26,19 @@ from reports.delivery._envelope import Envelope, SendError
 from reports.errors import OutputPathError
 from reports.store import OutputStore, safe_component
 
+# Permission and path errors: the same write fails the same way next time. (A missing
+# bucket or folder above the root is FileNotFoundError: the URL is wrong.)
+_PERMANENT_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOENT,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EEXIST,
+    errno.ENAMETOOLONG,
+    errno.EINVAL,
+}
 _PERMANENT_OS_ERRORS = (
     PermissionError,
     FileNotFoundError,
@@ -45,7 +59,7 @@ class ArchiveChannel:
     name = "archive"
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        self._url = url  # private: an sftp:// URL may carry a password
         self._store: OutputStore | None = None  # opened on first send: sftp connects
 
     def __repr__(self) -> str:
@@ -61,13 +75,11 @@ class ArchiveChannel:
         """Archive one envelope; return the URI of its first file (else of its receipt)."""
         try:
             return self._send(envelope)
-        except SendError:
-            raise
         except OutputPathError as error:
             raise SendError(f"archive: {error}", transient=False) from None
-        except _PERMANENT_OS_ERRORS as error:
-            raise SendError(f"archive: {_one_line(str(error))}", transient=False) from error
         except OSError as error:
+            if isinstance(error, _PERMANENT_OS_ERRORS) or error.errno in _PERMANENT_ERRNOS:
+                raise SendError(f"archive: {_one_line(str(error))}", transient=False) from error
             reason = _one_line(str(error)) or type(error).__name__
             raise SendError(f"archive unavailable: {reason}", transient=True) from error
         except (ImportError, ValueError) as error:  # unknown protocol, missing fsspec driver
@@ -78,7 +90,7 @@ class ArchiveChannel:
 
     def _send(self, envelope: Envelope) -> str:
         if self._store is None:
-            self._store = OutputStore(self.url)
+            self._store = OutputStore(self._url)
         store = self._store
         folder = self.folder(envelope)
         files = []

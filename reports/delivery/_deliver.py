@@ -125,6 +125,23 @@ def plan_deliveries(
             context.append((recipient, raw, None))
             continue
         manifest = store.read_manifest(store.item_dir(report.name, params))
+        if (not manifest or not manifest.get("files")) and not write:
+            # A dry run renders nothing: a real run renders the item first.
+            rows.append(
+                _row(
+                    subscription,
+                    report,
+                    ident,
+                    key,
+                    "unrendered",
+                    recipient,
+                    run_id,
+                    "queued",
+                    "not rendered yet: the run renders it first",
+                )
+            )
+            context.append((recipient, raw, None))
+            continue
         if not manifest or not manifest.get("files"):
             rows.append(
                 _row(

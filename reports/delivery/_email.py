@@ -30,6 +30,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reports.delivery._envelope import Envelope, SendError
 
+# TLS errors that mean "this port does not speak TLS like that", not a network hiccup.
+_TLS_MISMATCH = {
+    "WRONG_VERSION_NUMBER",
+    "UNSUPPORTED_PROTOCOL",
+    "TLSV1_ALERT_PROTOCOL_VERSION",
+    "NO_PROTOCOLS_AVAILABLE",
+    "HTTP_REQUEST",
+}
+
 
 class SmtpSettings(BaseSettings):
     """Where and how to send mail, from `REPORTRUNNER_SMTP_*` environment variables."""
@@ -203,7 +212,7 @@ class EmailChannel:
             message = f"SMTP server {where} disconnected: {_one_line(str(error))}"
             transient = True
         elif isinstance(error, smtplib.SMTPNotSupportedError):  # no STARTTLS or no AUTH
-            message = f"SMTP server {where} does not support it: {_one_line(str(error))}"
+            message = f"SMTP server {where}: {_one_line(str(error))}"
             transient = False
         elif isinstance(error, smtplib.SMTPException):
             message = f"SMTP error at {where}: {_one_line(str(error))}"
@@ -211,6 +220,13 @@ class EmailChannel:
         elif isinstance(error, ssl.SSLCertVerificationError):
             # A wrong certificate or ca_file: retrying sends to the same untrusted server.
             message = f"TLS certificate of {where} not trusted: {_one_line(error.verify_message)}"
+            transient = False
+        elif isinstance(error, ssl.SSLError) and error.reason in _TLS_MISMATCH:
+            # TLS spoken to a plain port (or the reverse): `security` does not fit the port.
+            message = (
+                f"TLS handshake with {where} failed ({error.reason}): "
+                f"is security={self.settings.security!r} right for port {self.settings.port}?"
+            )
             transient = False
         elif isinstance(error, OSError):  # refused, reset, timeout, DNS, TLS handshake
             reason = _one_line(str(error)) or type(error).__name__

@@ -49,6 +49,13 @@ class SendError(ReportError):
         super().__init__(message)
         self.transient = transient
 
+    def __reduce__(self):  # survives the trip between processes, `transient` included
+        return (_send_error, (str(self), self.transient))
+
+
+def _send_error(message: str, transient: bool) -> SendError:
+    return SendError(message, transient=transient)
+
 
 class Channel(Protocol):
     """Sends one envelope; returns a reference to what it sent (a Message-ID, a path)."""

@@ -83,7 +83,14 @@ def test_the_dashboard_reads_the_counts_the_batch_writes(rendered, skipped, fail
 
 def test_a_snapshot_survives_its_description():
     snapshot = ProgressSnapshot(
-        total=9, rendered=4, skipped=2, failed=1, elapsed_s=8.5, eta_s=4.0, eta_low_s=3, eta_high_s=5
+        total=9,
+        rendered=4,
+        skipped=2,
+        failed=1,
+        elapsed_s=8.5,
+        eta_s=4.0,
+        eta_low_s=3,
+        eta_high_s=5,
     )
     assert ProgressSnapshot.from_description(snapshot.description()) == snapshot
     assert contracts.sentence_of(snapshot.description()) == snapshot.sentence()

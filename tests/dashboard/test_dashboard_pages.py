@@ -27,7 +27,7 @@ def test_overview_shows_health_kpis_and_the_running_batch(seeded):
     labels = [m.label for m in at.metric]
     assert labels[:4] == ["Prefect API", "Pools ready", "Workers online", "Late runs"]
     assert labels[4:] == KPI_LABELS
-    assert at.metric[0].value == "✅ online"
+    assert at.metric[0].value == "✅ reachable"
     completed = next(m for m in at.metric if m.label == "Completed")
     assert int(completed.value.replace(",", "")) >= seeded.completed
     assert "5 of 12 done (1 unchanged), 2 failed, ETA 1 min 05 s" in [

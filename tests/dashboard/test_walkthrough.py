@@ -31,9 +31,11 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.api import RunQuery, connect, filter_choices, runs_page
 from dashboard.components import (
+    HEALTH_WEIGHTS,
     STATE_COLOURS,
     TILE_CHARS,
     TIMELINE_ROW_PX,
+    tile_chars,
     timeline_chart,
     timeline_height,
 )
@@ -579,8 +581,12 @@ def test_overview_tiles_fit_their_width():
     at = _app()
     assert not at.exception
     health, kpis = at.metric[:4], at.metric[4:]
-    assert [len(m.value) <= TILE_CHARS[4] for m in health] == [True] * 4, [m.value for m in health]
+    budget = [tile_chars(HEALTH_WEIGHTS, i) for i in range(4)]
+    assert [len(m.value) <= n for m, n in zip(health, budget, strict=True)] == [True] * 4, [
+        m.value for m in health
+    ]
     assert [len(m.value) <= TILE_CHARS[3] for m in kpis] == [True] * 6, [m.value for m in kpis]
+    assert len("⚠️ 12 of 15") <= min(budget)  # the longest pool count that is likely
 
 
 @pytest.mark.parametrize(

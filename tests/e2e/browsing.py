@@ -132,12 +132,17 @@ def type_into(page: Page, key: str, text: str) -> None:
 WIDE = {"width": 1440, "height": 900}
 
 
-def dataframe_rows(frame) -> list[dict[str, str]]:
+def dataframe_rows(frame, timeout_ms: float = 30_000) -> list[dict[str, str]]:
     """The rows of an st.dataframe (`frame`: its stDataFrame locator) as header → text.
 
     The grid draws its cells on a canvas; the canvas holds an accessible table of the
-    rows and columns in view, which is what this reads (all of a small frame's rows).
+    rows and columns in view, which is what this reads (all of a small frame's rows; the
+    columns scrolled out of view are missing). The grid draws after the script run ends:
+    this waits for its first row.
     """
+    frame.locator('table[role="grid"] tbody tr').first.wait_for(
+        state="attached", timeout=timeout_ms
+    )
     return frame.evaluate(
         """frame => {
             const table = frame.querySelector('table[role="grid"]');
