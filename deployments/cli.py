@@ -321,6 +321,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         prefect_port=args.port,
         dashboard_port=args.dashboard_port,
         worker_healthcheck_port=args.worker_port,
+        mail_port=args.mail_port,
     )
     try:
         with interruptible():
@@ -343,12 +344,15 @@ def _run_stack(stack, settings, args: argparse.Namespace) -> None:
     for what in deployed.skipped:
         print(f"skipped    {what}", file=sys.stderr)
     print(f"deploy: {deployed.summary()}")
+    mail = stack.start_mail_sink()  # before the worker: deliveries inherit its address
     stack.start_worker()
     stack.start_dashboard()
     print(f"Prefect UI:  {stack.server.ui_url}")
     print(f"Dashboard:   {stack.dashboard_url}")
     print(f"Outputs:     {settings.resolved_output_url}")
     print(f"Logs:        {stack.logs}")
+    if mail:
+        print(f"Mail sink:   {mail} (every delivered email lands here as .eml)")
     if args.demo_months:
         print(f"demo batch:  {_trigger_demo_batch(args.demo_months, stack.server.ui_url)}")
     print("running; press Ctrl-C to stop everything", flush=True)
@@ -499,6 +503,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=4200, help="Prefect server and UI port")
     p.add_argument("--dashboard-port", type=int, default=8501)
     p.add_argument("--worker-port", type=int, default=8585, help="worker health-check port")
+    p.add_argument(
+        "--mail-port",
+        type=int,
+        default=8025,
+        help="port of the local mail sink that catches deliveries (not started when "
+        "REPORTRUNNER_SMTP_HOST names a real server)",
+    )
     p.add_argument(
         "--demo-months",
         type=int,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -26,7 +27,7 @@ from deployments.processes import service_preexec, stop_process_group
 from deployments.worker import worker_command, worker_environment
 from reports.settings import PROJECT_ROOT, Settings
 
-GRACE_S = 8.0  # SIGTERM → SIGKILL; the three services stop in parallel within 15 s
+GRACE_S = 8.0  # SIGTERM → SIGKILL; the services stop in parallel within 15 s
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Stack:
     prefect_port: int = 4200
     dashboard_port: int = 8501
     worker_healthcheck_port: int = 8585
+    mail_port: int = 8025
     say: Callable[[str], None] = print
     services: list[Service] = field(default_factory=list)
     server: PrefectServer | None = None
@@ -74,6 +76,42 @@ class Stack:
         self._wait_http(
             "worker", f"http://127.0.0.1:{self.worker_healthcheck_port}/health", service
         )
+
+    def start_mail_sink(self) -> Path | None:
+        """A local SMTP sink for the demo's deliveries, unless a real server is configured.
+
+        Every message it receives lands in `<home>/mail/` as an .eml file, so a delivery
+        can be watched on one machine with no mail server.
+        """
+        if os.environ.get("REPORTRUNNER_SMTP_HOST"):
+            return None
+        folder = self.settings.home / "mail"
+        command = [
+            sys.executable,
+            "-m",
+            "reports.delivery._smtp_sink",
+            "--folder",
+            str(folder),
+            "--port",
+            str(self.mail_port),
+        ]
+        service = self._spawn("mail-sink", command, env=dict(os.environ))
+        self._wait_port("mail sink", self.mail_port, service)
+        os.environ["REPORTRUNNER_SMTP_HOST"] = "127.0.0.1"
+        os.environ["REPORTRUNNER_SMTP_PORT"] = str(self.mail_port)
+        return folder
+
+    def _wait_port(self, name: str, port: int, service: Service, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if service.process.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with code {service.process.returncode}; see {service.log_path}"
+                )
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} not listening after {timeout:.0f} s; see {service.log_path}")
 
     def start_dashboard(self) -> None:
         command = [

@@ -275,7 +275,7 @@ def test_a_held_item_is_not_sent_until_an_operator_approves_it(hashes):
     button = at.button(key="deliveries_approve_selected")
     assert button.label == "👍 Approve 1 selected" and not button.disabled
     button.click().run()
-    question = at.warning[0].value
+    question = at.main.warning[0].value
     assert question.startswith(f"Approve 1 held delivery(ies) of '{sub}' (dave@dl.example: ")
     assert "1 selected row(s) are not held and are left alone" in question
     assert _ledger_rows(sub)["dave@dl.example"] == ("held", None)  # not before confirming
@@ -293,7 +293,7 @@ def test_a_held_item_is_not_sent_until_an_operator_approves_it(hashes):
     # Approval sends nothing by itself: the page offers the run, which needs a deployment.
     assert "sent on the subscription's next run, not before" in at.info[0].value
     at.button(key=f"deliveries_run_{sub}").click().run()
-    assert at.warning[0].value.startswith(f"Start a run of 'deliver/{sub}' now?")
+    assert at.main.warning[0].value.startswith(f"Start a run of 'deliver/{sub}' now?")
     at.button(key="deliveries_confirm").click().run()
     assert at.error[0].value == f"No deployment 'deliver/{sub}' exists: run `reportrunner deploy`."
 
@@ -317,12 +317,15 @@ def test_discard_all_held_of_a_subscription_after_confirmation():
     button = at.button(key="deliveries_discard_all")
     assert button.label == "🗑️ Discard all 2 held"
     button.click().run()
-    assert at.warning[0].value == (
+    assert at.main.warning[0].value == (
         f"Discard all 2 held delivery(ies) of '{sub}'? "
         "They are discarded: this version is never sent to them."
     )
     at.button(key="deliveries_keep").click().run()  # changed their mind: nothing happens
-    assert not at.warning and set(_ledger_rows(sub).values()) == {("held", None), ("sent", None)}
+    assert not at.main.warning and set(_ledger_rows(sub).values()) == {
+        ("held", None),
+        ("sent", None),
+    }
 
     at.button(key="deliveries_discard_all").click().run()
     at.button(key="deliveries_confirm").click().run()
@@ -352,7 +355,7 @@ def test_resend_failed_requeues_and_says_when_no_deployment_exists():
     button = at.button(key="deliveries_resend")
     assert button.label == "🔁 Resend 2 failed"
     button.click().run()
-    assert at.warning[0].value == (
+    assert at.main.warning[0].value == (
         f"Resend 2 failed delivery(ies) of '{sub}'? They are queued again and a run of "
         f"'deliver/{sub}' is started."
     )

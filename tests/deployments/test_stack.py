@@ -31,8 +31,14 @@ def _wait_for_line(process: subprocess.Popen, text: str, timeout: float) -> list
 
 def test_up_serves_everything_renders_the_demo_and_stops_clean(tmp_path):
     home = tmp_path / "home"
-    ports = {"--port": free_port(), "--dashboard-port": free_port(), "--worker-port": free_port()}
+    ports = {
+        "--port": free_port(),
+        "--dashboard-port": free_port(),
+        "--worker-port": free_port(),
+        "--mail-port": free_port(),
+    }
     env = {**os.environ, "REPORTRUNNER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    env.pop("REPORTRUNNER_SMTP_HOST", None)  # `up` starts its own mail sink
     env.pop("PREFECT_API_URL", None)
     command = [sys.executable, "-m", "deployments.cli", "up", "--demo-months", "1"]
     for flag, port in ports.items():
@@ -66,6 +72,34 @@ def test_up_serves_everything_renders_the_demo_and_stops_clean(tmp_path):
         assert state and state["type"] == "COMPLETED", state
         assert len(list((home / "outputs" / "carrier-monthly").rglob("*.pdf"))) == 16
         assert processes_with(f"REPORTRUNNER_HOME={home}")  # server, worker, dashboard
+
+        # The shipped subscription, through the stack's mail sink: one email per carrier
+        # contact, each with that carrier's January PDF (rendered by the demo batch).
+        delivered = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "deployments.cli",
+                "deliver",
+                "carrier-contacts",
+                "--as-of",
+                "2013-02-02",
+            ],
+            env={
+                **env,
+                "PREFECT_API_URL": f"{ui}/api",
+                "REPORTRUNNER_SMTP_HOST": "127.0.0.1",
+                "REPORTRUNNER_SMTP_PORT": str(ports["--mail-port"]),
+            },
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert delivered.returncode == 0, delivered.stdout + delivered.stderr
+        assert "16 of 16 sent, 0 failed, 0 held" in delivered.stdout
+        mails = sorted((home / "mail").glob("*.eml"))
+        assert len(mails) == 16
+        assert "carrier-monthly_AA_2013-01.pdf" in "".join(m.read_text() for m in mails)
 
         took = stop_process_group(up, grace_s=30)  # SIGTERM; SIGKILL long after the limit
         assert took < 15, f"up stopped {took:.1f} s after SIGTERM"

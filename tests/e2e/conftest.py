@@ -128,7 +128,12 @@ def stack(settings, tmp_path_factory, chromium_path, axe_script, stack_env) -> I
     """`reportrunner up` without the demo batch; stopped (SIGTERM) after the module."""
     home = tmp_path_factory.mktemp("e2e-stack")
     data_dir = _private_data_dir(settings, home / "data")
-    ports = {"--port": free_port(), "--dashboard-port": free_port(), "--worker-port": free_port()}
+    ports = {
+        "--port": free_port(),
+        "--dashboard-port": free_port(),
+        "--worker-port": free_port(),
+        "--mail-port": free_port(),
+    }
     env = {
         **os.environ,
         "REPORTRUNNER_HOME": str(home),
