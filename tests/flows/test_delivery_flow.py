@@ -221,3 +221,39 @@ def test_dry_run_lists_who_would_get_what_and_sends_nothing(smtp, subscription):
     assert any(CONTACTS["AA"] in line and "carrier=AA" in line for line in plan)
     assert inbox.messages == []
     assert Ledger(open_index()).rows(subscription=subscription)[1] == 0
+
+
+def test_a_held_item_waits_for_an_operator(smtp, tmp_path, monkeypatch, output_root):
+    """OO flew nothing in February 2013: its PDF is flagged, so it is held, not sent."""
+    inbox = smtp(Inbox())
+    name = f"hold-probe-{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / "held"
+    folder.mkdir()
+    (folder / f"{name}.yaml").write_text(
+        f"name: {name}\nreport: carrier-monthly\nparameters: {{month: '2013-02'}}\n"
+        "recipients: {list: [{address: ops-oo@example.com, carrier: OO},"
+        " {address: ops-aa@example.com, carrier: AA}]}\n"
+        "channel: {kind: email}\nconditions: {skip_empty: false}\n"
+    )
+    monkeypatch.setenv("REPORTRUNNER_DELIVERIES_DIR", str(folder))
+    get_settings.cache_clear()
+    try:
+        first = deliver(subscription=name, return_state=True)
+        assert first.type == StateType.COMPLETED, first.message
+        assert "1 of 2 sent, 0 failed, 1 held" in first.message
+        ledger = Ledger(open_index())
+        (held,) = ledger.rows(subscription=name, statuses=("held",))[0]
+        assert held.recipient == "ops-oo@example.com" and "quality gate" in held.reason
+        assert inbox.to("ops-oo@example.com") == []
+
+        again = deliver(subscription=name, return_state=True)  # still held: still not sent
+        assert inbox.to("ops-oo@example.com") == [] and "1 held" in again.message
+
+        assert ledger.decide([held.delivery_id], approve=True, who="olga") == 1
+        approved = deliver(subscription=name, return_state=True)
+        assert approved.type == StateType.COMPLETED, approved.message
+        assert len(inbox.to("ops-oo@example.com")) == 1 and len(inbox.to("ops-aa@example.com")) == 1
+        (row,) = ledger.rows(subscription=name, recipient="ops-oo")[0]
+        assert (row.status, row.decided_by) == ("sent", "olga")
+    finally:
+        get_settings.cache_clear()
