@@ -51,7 +51,33 @@ REPORT = "bench-carrier-origin"
 TARGET_S = 1.0
 CHUNK = 500  # outcomes per `record` call when seeding
 MARK_GROUP = 24  # items a render task marks "running" at once (items_per_task)
-CARRIERS = ("AA DL UA WN B6 AS NK F9 HA G4 SY MQ OO YX 9E OH YV EV VX US FL CO NW XE QX").split()
+CARRIERS = (
+    "AA",
+    "DL",
+    "UA",
+    "WN",
+    "B6",
+    "AS",
+    "NK",
+    "F9",
+    "HA",
+    "G4",
+    "SY",
+    "MQ",
+    "OO",
+    "YX",
+    "9E",
+    "OH",
+    "YV",
+    "EV",
+    "VX",
+    "US",
+    "FL",
+    "CO",
+    "NW",
+    "XE",
+    "QX",
+)
 POSTGRES_ADMIN_URL = os.environ.get(
     "REPORTRUNNER_BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
@@ -63,7 +89,8 @@ def origins(count: int) -> list[str]:
     codes = ["JFK", "LGA", "EWR"]
     step = 0
     while len(codes) < count:
-        code = letters[step % 26] + letters[(step * 7) % 26] + letters[(step * 11) % 26]
+        spread = step * 4099 % 26**3  # 4099 is prime to 26: every code once per cycle
+        code = letters[spread // 676] + letters[spread // 26 % 26] + letters[spread % 26]
         step += 1
         if code not in codes:
             codes.append(code)

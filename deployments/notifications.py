@@ -16,6 +16,9 @@ The message is `{"text": "…"}` (Slack incoming webhooks and Teams connectors b
 `text`). The server renders it from the run that failed: flow, run name, final state,
 error (the state message), report and parameters, and a link to the run in the UI.
 The webhook URL is kept in the block's secrets (shown masked in the UI, never logged).
+
+The block is shared: the alert automations of `deployments/alerts.py` post through it
+too (`webhook_block_id`), so one setting turns every message on or off.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 from reports.contracts import DELIVER_FLOW, REPORT_FLOWS
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.events.schemas.automations import AutomationCore
@@ -34,6 +39,7 @@ __all__ = [
     "BLOCK_NAME",
     "WATCHED_FLOWS",
     "ensure_failure_notifications",
+    "webhook_block_id",
 ]
 
 BLOCK_NAME = "reportrunner-failures"
@@ -136,14 +142,27 @@ def _fields(block: CustomWebhookNotificationBlock) -> dict[str, Any]:
     return {name: getattr(block, name) for name in type(block).model_fields}
 
 
-def _delete_block(client: SyncPrefectClient) -> bool:
+def webhook_block_id(client: SyncPrefectClient) -> UUID | None:
+    """The id of the webhook block every reportrunner message posts through; None when
+    there is none (no webhook set). One call."""
+    document = _read_block_document(client)
+    return document.id if document is not None else None
+
+
+def _read_block_document(client: SyncPrefectClient) -> Any:
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
     from prefect.exceptions import ObjectNotFound
 
     slug = CustomWebhookNotificationBlock.get_block_type_slug()
     try:
-        document = client.read_block_document_by_name(BLOCK_NAME, block_type_slug=slug)
+        return client.read_block_document_by_name(BLOCK_NAME, block_type_slug=slug)
     except ObjectNotFound:
+        return None
+
+
+def _delete_block(client: SyncPrefectClient) -> bool:
+    document = _read_block_document(client)
+    if document is None:
         return False
     client.delete_block_document(document.id)
     return True

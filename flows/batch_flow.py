@@ -45,9 +45,17 @@ from flows import render_pool
 from flows.artifacts import publish_batch_artifacts
 from flows.chunk_flow import render_chunk
 from flows.chunk_results import read_outcomes
+from flows.deadline import DeadlineWatch, parse_deadline
 from flows.item_records import ItemRecorder, batch_dimensions
 from flows.items import check_items, expand_items, split_chunks
-from flows.parameters import ChunkSize, ItemsPerTask, Parallelism, ReportName
+from flows.parameters import (
+    AsOfYear,
+    ChunkSize,
+    Deadline,
+    ItemsPerTask,
+    Parallelism,
+    ReportName,
+)
 from flows.progress import ProgressTracker
 from reports import OutputStore, ReportError, get_settings, jobs
 from reports.contracts import (
@@ -87,6 +95,8 @@ def batch(
     items_per_task: ItemsPerTask | None = None,
     force: bool = False,
     as_of: dt.date | None = None,
+    as_of_year: AsOfYear | None = None,
+    deadline: Deadline | None = None,
     chunk_runs: ChunkRuns = "auto",
 ):
     """Render `report` for every combination of the `over` values (or every `items` entry).
@@ -96,13 +106,20 @@ def batch(
     chunk_size, items_per_task, max_parallel: default from the settings; max_parallel
     is capped by the worker's own REPORTRUNNER_MAX_PARALLEL.
     as_of: date that relative values (`previous` month, `yesterday`) resolve against;
-    default: the run's scheduled date. chunk_runs: "deployment" spreads chunks over
-    workers, "local" renders here, "auto" spreads when this batch runs from a deployment.
+    default: the run's scheduled date. as_of_year: resolve them as if that date were in
+    this year (same month and day; the demo data is 2013's).
+    deadline: `45m` after the scheduled start, or a time of day `06:30 America/New_York`;
+    when the ETA passes it, the batch emits one `reportrunner.batch.deadline-at-risk`.
+    chunk_runs: "deployment" spreads chunks over workers, "local" renders here, "auto"
+    spreads when this batch runs from a deployment.
     """
     logger = get_run_logger()
     settings = get_settings()
     definition = default_catalog().get(report)
-    reference = as_of or (flow_run.scheduled_start_time or dt.datetime.now(dt.UTC)).date()
+    scheduled = flow_run.scheduled_start_time or dt.datetime.now(dt.UTC)
+    reference = as_of or scheduled.date()
+    if as_of_year:
+        reference = same_day_in(reference, as_of_year)
     expanded = expand_items(definition, over, parameters, items, as_of=reference)
     parallel = render_pool.pool_size(max_parallel)
     if max_parallel and parallel < max_parallel:
@@ -123,6 +140,15 @@ def batch(
         listeners=progress_registry.subscribers(),
         history_item_s=_item_seconds(report, parallel),
     )
+    if deadline:
+        progress.listeners.append(
+            DeadlineWatch(
+                report=report,
+                batch_id=batch_id,
+                deadline=parse_deadline(deadline, scheduled),
+                link=f"{settings.dashboard_url.rstrip('/')}/batch?id={batch_id}",
+            )
+        )
     progress.start()
     recorder = ItemRecorder(
         report, run_id=batch_id, batch_id=batch_id, progress=progress, logger=logger
@@ -190,6 +216,14 @@ def plan_items(
     from it. An item that could not be validated yet (None) is left to the render step.
     """
     return [jobs.current_manifest(report, item, output_url) for item in items]
+
+
+def same_day_in(day: dt.date, year: int) -> dt.date:
+    """The same month and day in `year` (29 February becomes the 28th)."""
+    try:
+        return day.replace(year=year)
+    except ValueError:
+        return day.replace(year=year, day=28)
 
 
 def _item_seconds(report: str, parallel: int) -> tuple[float, float] | None:

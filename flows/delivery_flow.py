@@ -25,9 +25,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
-from flows.batch_flow import batch
+from flows.batch_flow import batch, same_day_in
 from flows.items import resolve_relative
-from flows.parameters import ReportName
+from flows.parameters import AsOfYear, ReportName
 from reports import OutputStore, get_settings
 from reports.contracts import DELIVER_FLOW, DELIVERY_PROGRESS, DELIVERY_SUMMARY, artifact_key
 from reports.definitions import default_catalog
@@ -56,18 +56,22 @@ def deliver(
     dry_run: bool = False,
     render: bool = True,
     as_of: dt.date | None = None,
+    as_of_year: AsOfYear | None = None,
 ) -> dict[str, Any]:
     """Send `subscription`'s reports to its recipients; only what they do not have yet.
 
     dry_run: plan and list who would get what, send nothing, write no ledger rows.
     render: render missing or changed items first (a batch; current items are skipped).
     as_of: the date relative parameters (`previous` month) resolve against.
+    as_of_year: resolve them as if that date were in this year (the demo data is 2013's).
     """
     logger = get_run_logger()
     settings = get_settings()
     sub = get_subscription(settings.deliveries_dir, subscription)
     report = default_catalog().get(sub.report)
     reference = as_of or (flow_run.scheduled_start_time or dt.datetime.now(dt.UTC)).date()
+    if as_of_year:
+        reference = same_day_in(reference, as_of_year)
     fixed = {k: resolve_relative(report, k, v, reference) for k, v in sub.parameters.items()}
     recipients = resolve_recipients(sub, report)
     items = list(

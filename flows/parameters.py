@@ -11,6 +11,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from flows.deadline import DEADLINE_PATTERN
 from reports.contracts import (
     MAX_CHUNK_SIZE,
     MAX_ITEMS_PER_TASK,
@@ -29,3 +30,8 @@ ItemsPerTask = Annotated[int, Field(ge=1, le=MAX_ITEMS_PER_TASK)]
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 BatchId = Annotated[str, Field(pattern=f"^(local|{_UUID})$")]
 ChunkIndex = Annotated[int, Field(ge=0, le=1_000_000)]
+# `45m`, `1h30m` after the scheduled start, or a time of day `06:30 America/New_York`.
+Deadline = Annotated[str, Field(pattern=DEADLINE_PATTERN, max_length=64)]
+# Resolve relative values (`previous` month) as if the run were in this year: the demo
+# data ends in 2013, so a schedule in 2026 renders the same month of 2013.
+AsOfYear = Annotated[int, Field(ge=1900, le=2200)]

@@ -1,7 +1,7 @@
 """The one layer that reads and acts on the Prefect API.
 
-The dashboard's queries, `reportrunner status`, `deploy`, the local stack and the
-metrics all go through it:
+The dashboard's queries, `reportrunner status`, `deploy`, the local stack, the
+metrics and the alert checks all go through it:
 
     with connect() as api:                  # one per page refresh, command or scrape
         count, examples = late_runs(api, cutoff, examples=5)
@@ -24,6 +24,15 @@ from prefect_api._connection import (
     one_line,
     safe_url,
 )
+from prefect_api._history import (
+    SPIKE_FACTOR,
+    SPIKE_MIN_FAILED,
+    FailureSpike,
+    HistoryBucket,
+    Window,
+    failure_spikes,
+    run_history,
+)
 from prefect_api._infrastructure import (
     needs_worker,
     pool_status,
@@ -43,15 +52,21 @@ from prefect_api._values import iso, utc, word
 
 __all__ = [
     "AUTH_HINT",
+    "SPIKE_FACTOR",
+    "SPIKE_MIN_FAILED",
     "Api",
     "ApiConfig",
     "ApiUnavailable",
+    "FailureSpike",
+    "HistoryBucket",
+    "Window",
     "actions",
     "connect",
     "count_and_examples",
     "describe",
     "failed_filter",
     "failed_runs",
+    "failure_spikes",
     "flow_names",
     "iso",
     "late_filter",
@@ -62,6 +77,7 @@ __all__ = [
     "read_pools",
     "read_queues",
     "read_workers",
+    "run_history",
     "safe_url",
     "utc",
     "word",

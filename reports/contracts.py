@@ -52,6 +52,25 @@ def is_artifact_of_kind(key: str | None, kind: str) -> bool:
     return bool(key) and key.endswith(f"-{kind}")
 
 
+# ---- events: what the flows and the exporter announce, and automations listen for --------
+
+# A batch whose ETA has passed its deadline, announced once per batch before the deadline.
+# Resource: `reportrunner.batch.<batch run id>`; payload: report, batch, deadline (ISO),
+# eta (ISO), items_left, per_minute (throughput), link (the batch's dashboard page).
+DEADLINE_EVENT = "reportrunner.batch.deadline-at-risk"
+# A report failing far more than usual in the last hour, announced once per report and
+# hour. Resource: `reportrunner.report.<report>`; payload: report, failed, typical, since, link.
+FAILURE_SPIKE_EVENT = "reportrunner.report.failure-spike"
+
+
+def batch_resource(batch_id: str) -> str:
+    return f"reportrunner.batch.{batch_id}"
+
+
+def report_resource(report: str) -> str:
+    return f"reportrunner.report.{report}"
+
+
 # ---- parameter values --------------------------------------------------------------------
 
 OutputFormat = Literal["pdf", "html", "csv"]

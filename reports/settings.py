@@ -85,6 +85,24 @@ class Settings(BaseSettings):
         default=None,
         description="Slack/Teams-compatible webhook that hears about failed runs (a secret).",
     )
+    # Alerts, posted to the same webhook (none without it); `reportrunner deploy` applies them.
+    alert_backlog_minutes: float = Field(
+        default=10,
+        gt=0,
+        description="Alert when a Late run has not started this many minutes later; "
+        "also the window of `alert_late_runs` (at least 10 s, Prefect's minimum).",
+    )
+    alert_late_runs: int = Field(
+        default=5,
+        ge=1,
+        description="Alert when this many runs turned Late within `alert_backlog_minutes`.",
+    )
+    alert_no_worker_minutes: float = Field(
+        default=5,
+        gt=0,
+        description="Alert when the work pool has had no online worker this many minutes "
+        "(at least 10 s, Prefect's minimum).",
+    )
 
     @property
     def resolved_data_dir(self) -> Path:

@@ -22,13 +22,7 @@ from dashboard.api._detail import (
     parse_run_id,
     run_detail,
 )
-from dashboard.api._insights import (
-    SLOW_FACTOR,
-    SLOW_MIN_EXCESS_S,
-    SLOW_MIN_RUNS,
-    SPIKE_FACTOR,
-    SPIKE_MIN_FAILED,
-)
+from dashboard.api._insights import SLOW_FACTOR, SLOW_MIN_EXCESS_S, SLOW_MIN_RUNS
 from dashboard.api._launch import (
     CreatedRun,
     LaunchableReport,
@@ -88,7 +82,15 @@ from dashboard.api._overview import (
 )
 from dashboard.api._progress import ParsedProgress, parse_progress
 from dashboard.api._runs import filter_choices, runs_page
-from prefect_api import Api, ApiConfig, ApiUnavailable, connect, one_line
+from prefect_api import (  # the run history and its spike rule are shared with the alerts
+    SPIKE_FACTOR,
+    SPIKE_MIN_FAILED,
+    Api,
+    ApiConfig,
+    ApiUnavailable,
+    connect,
+    one_line,
+)
 
 __all__ = [
     "EVENT_PREFIX",

@@ -8,7 +8,8 @@ them, so the rules below are tested on constructed data:
 - slow run: more than `SLOW_FACTOR` × its report's median in the sample, at least
   `SLOW_MIN_EXCESS_S` above it, for reports with at least `SLOW_MIN_RUNS` runs;
 - failure spike: a bucket of this window with at least `SPIKE_MIN_FAILED` failed runs
-  and at least `SPIKE_FACTOR` × the median failed runs per bucket of both windows;
+  and at least `SPIKE_FACTOR` × the median failed runs per bucket of both windows
+  (`prefect_api.failure_spikes`, which the alert checks share);
 - error signature: the state message with values (numbers, ids, quoted values, paths,
   URLs, times, `key=value` values) replaced by placeholders.
 """
@@ -23,7 +24,6 @@ from typing import Any
 
 from dashboard.api._models import (
     FailureGroup,
-    FailureSpike,
     HistoryBucket,
     Insights,
     ReportDuration,
@@ -31,7 +31,7 @@ from dashboard.api._models import (
     SlowRun,
     Window,
 )
-from prefect_api import Api, one_line, utc, word
+from prefect_api import Api, failure_spikes, one_line, utc, word  # spikes: shared with alerts
 from reports.contracts import BATCH_FLOW, CHUNK_FLOW, REPORT_FLOW, run_name
 
 PAGE = 200  # the API's largest page
@@ -39,8 +39,6 @@ KINDS = {REPORT_FLOW: "single", BATCH_FLOW: "batch", CHUNK_FLOW: "chunk"}  # by 
 SLOW_FACTOR = 3.0
 SLOW_MIN_RUNS = 5
 SLOW_MIN_EXCESS_S = 1.0  # sub-second differences are scheduling noise, not slowness
-SPIKE_FACTOR = 3.0
-SPIKE_MIN_FAILED = 3
 SIGNATURE_CHARS = 200
 NO_MESSAGE = "(no message)"
 
@@ -128,20 +126,6 @@ def slow_runs(samples: Iterable[RunSample]) -> list[SlowRun]:
         and s.duration_s - medians[s.report] >= SLOW_MIN_EXCESS_S
     ]
     return sorted(slow, key=lambda r: (-r.ratio, r.run_id))
-
-
-def failure_spikes(history: list[HistoryBucket], window: Window) -> list[FailureSpike]:
-    """Buckets of `window` with far more failed runs than the typical bucket of the history."""
-    failed = [(bucket, _failed(bucket)) for bucket in history]
-    if not failed:
-        return []
-    typical = statistics.median(n for _, n in failed)
-    threshold = max(SPIKE_MIN_FAILED, SPIKE_FACTOR * typical)
-    return [
-        FailureSpike(start=bucket.start, end=bucket.end, failed=n, typical=typical)
-        for bucket, n in failed
-        if n >= threshold and window.start <= _middle(bucket) < window.end
-    ]
 
 
 def failure_groups(samples: Iterable[RunSample]) -> list[FailureGroup]:
@@ -256,11 +240,3 @@ def _p90(values: list[float]) -> float:
     if len(values) == 1:
         return values[0]
     return statistics.quantiles(values, n=10, method="inclusive")[-1]
-
-
-def _failed(bucket: HistoryBucket) -> int:
-    return sum(bucket.counts.get(kind, 0) for kind in FAILED)
-
-
-def _middle(bucket: HistoryBucket) -> datetime:
-    return bucket.start + (bucket.end - bucket.start) / 2

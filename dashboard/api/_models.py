@@ -3,27 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
-
-@dataclass(frozen=True)
-class Window:
-    """A time window [start, end); `previous` is the window of the same length before it."""
-
-    end: datetime
-    length: timedelta
-
-    @classmethod
-    def last(cls, length: timedelta = timedelta(hours=24), now: datetime | None = None) -> Window:
-        return cls(end=now or datetime.now(UTC), length=length)
-
-    @property
-    def start(self) -> datetime:
-        return self.end - self.length
-
-    @property
-    def previous(self) -> Window:
-        return Window(end=self.start, length=self.length)
+# Defined in the Prefect API layer, shared with the alert checks; importable from here too.
+from prefect_api import FailureSpike, HistoryBucket, Window
 
 
 @dataclass(frozen=True)
@@ -75,13 +58,6 @@ class WindowStats:
 class Kpis:
     current: WindowStats
     previous: WindowStats
-
-
-@dataclass(frozen=True)
-class HistoryBucket:
-    start: datetime
-    end: datetime
-    counts: dict[str, int]  # state type (COMPLETED, FAILED, …) → runs
 
 
 @dataclass(frozen=True)
@@ -147,16 +123,6 @@ class SlowRun:
     @property
     def ratio(self) -> float:
         return self.duration_s / self.report_median_s if self.report_median_s else float("inf")
-
-
-@dataclass(frozen=True)
-class FailureSpike:
-    """A history bucket with far more failed runs than the windows' typical bucket."""
-
-    start: datetime
-    end: datetime
-    failed: int  # Failed and Crashed
-    typical: float  # median failed runs per bucket over this window and the previous one
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from prefect_api import (
     pool_status,
     read_pools,
     read_workers,
+    run_history,  # shared with the alert checks
     utc,
 )
 from reports.contracts import BATCH_FLOW
@@ -130,33 +131,6 @@ def health(api: Api) -> Health:
         late_runs=late,
         notes=notes,
     )
-
-
-def run_history(
-    api: Api, start: datetime, end: datetime, interval: timedelta
-) -> list[HistoryBucket]:
-    """Flow runs by expected start time in buckets of `interval`, by current state type."""
-    body = {
-        "history_start": start.isoformat(),
-        "history_end": end.isoformat(),
-        "history_interval_seconds": max(1.0, interval.total_seconds()),
-    }
-    with api.guard("run history"):
-        rows = api.post("/flow_runs/history", body)
-        buckets = []
-        for row in rows:
-            counts: dict[str, int] = {}
-            for state in row.get("states") or []:
-                kind = str(state.get("state_type") or "UNKNOWN")
-                counts[kind] = counts.get(kind, 0) + int(state.get("count_runs") or 0)
-            buckets.append(
-                HistoryBucket(
-                    start=_parse_time(row["interval_start"]),
-                    end=_parse_time(row["interval_end"]),
-                    counts=counts,
-                )
-            )
-    return buckets
 
 
 def kpis(api: Api, window: Window, history: list[HistoryBucket] | None = None) -> Kpis:
@@ -289,8 +263,3 @@ def _seconds(value: Any) -> float | None:
         return TypeAdapter(timedelta).validate_python(value).total_seconds()
     except Exception:
         return None
-
-
-def _parse_time(value: Any) -> datetime:
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return utc(moment)

@@ -57,7 +57,7 @@ def failure_group_card(group: FailureGroup) -> st.delta_generator.DeltaGenerator
         links = "\n".join(
             f"- [{escape_markdown(name)}](run?id={run_id})" for name, run_id in example_runs(group)
         )
-        more = f"  \n…and {group.count - EXAMPLE_RUNS} more" if group.count > EXAMPLE_RUNS else ""
+        more = f"\n\n…and {group.count - EXAMPLE_RUNS} more" if group.count > EXAMPLE_RUNS else ""
         st.markdown(f"Example runs, newest first:\n{links}{more}")
     return card
 

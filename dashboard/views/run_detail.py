@@ -76,9 +76,11 @@ def _header(head: RunHeader) -> None:
     state.metric("State", state_label(head.state_type, head.state_name), help="Icon and name")
     took.metric("Duration", duration(head.duration_s), help="Finish minus start")
     started, finished = st.columns(2)
-    started.metric("Started", short_clock(head.start), help=f"{clock(head.start)}: the run began")
+    started.metric(
+        "Started", short_clock(head.start), help=f"When the run began: {clock(head.start)}"
+    )
     finished.metric(
-        "Finished", short_clock(head.end), help=f"{clock(head.end)}: it reached a final state"
+        "Finished", short_clock(head.end), help=f"When it reached a final state: {clock(head.end)}"
     )
     facts = [
         f"Flow: {head.flow or '–'}",
@@ -306,25 +308,25 @@ def _outputs(detail: RunDetail, store_url: str) -> None:
     except OutputLookupError as exc:
         st.error(str(exc))
         return
-    if output is not None and is_own_output(head, output):
+    if output is not None and _is_own_output(head, output):
         previews.output_card(output, store_url, key="run_output")
         return
     st.info(_no_outputs_sentence(head, output), icon="ℹ️")
     if output is None:
         return
     # Files this run did not make (or has not finished making): under a label that says so.
-    with st.expander(other_output_label(head, output), expanded=head.state_type == "COMPLETED"):
+    with st.expander(_other_output_label(head, output), expanded=head.state_type == "COMPLETED"):
         previews.output_card(output, store_url, key="run_output")
 
 
-def is_own_output(head: RunHeader, output: Output) -> bool:
+def _is_own_output(head: RunHeader, output: Output) -> bool:
     """Outputs are this run's only when it completed and they were not made before it started."""
     if head.state_type != "COMPLETED" or output.created_at is None or head.start is None:
         return False
     return not _made_before_start(head, output)
 
 
-def other_output_label(head: RunHeader, output: Output) -> str:
+def _other_output_label(head: RunHeader, output: Output) -> str:
     """'Older output, made 30 Nov 14:05 UTC (before this run started)', and the like."""
     if output.created_at is None:
         return "Output of an unknown time (not shown as this run's)"
@@ -353,11 +355,11 @@ def _no_outputs_sentence(head: RunHeader, output: Output | None) -> str:
 
 
 def _batch_outputs(detail: RunDetail, report: str, store_url: str) -> None:
-    table = detail.artifact("table", BATCH_ITEMS)
     if not detail.header.is_final:  # a retried batch still holds its last attempt's table
         st.info("This run has not produced its outputs yet.", icon="ℹ️")
         st.caption("The items table appears when the batch finishes.")
         return
+    table = detail.artifact("table", BATCH_ITEMS)
     if table is None or not table.data:
         st.caption("The batch left no items table.")
         return
@@ -367,7 +369,7 @@ def _batch_outputs(detail: RunDetail, report: str, store_url: str) -> None:
             [
                 {
                     "Item": r.get("item", ""),
-                    "Status": ITEM_STATUS.get(str(r.get("status")), f"❔ {r.get('status')}"),
+                    "Status": ITEM_STATUS.get(str(r.get("status")), f"❔ {r.get('status') or '?'}"),
                     "Quality": previews.quality_label(str(r["quality"]))
                     if r.get("quality")
                     else "",

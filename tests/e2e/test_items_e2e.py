@@ -15,6 +15,7 @@ at 1280 and 1440 px, progress bars not red, no "Deploy" button) on Overview and 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -40,7 +41,7 @@ from e2e.browsing import (
     screenshot,
     serious_violations,
     settle,
-    widget,
+    type_into,
 )
 from playwright.sync_api import expect
 
@@ -93,7 +94,8 @@ def batch(stack) -> Iterator[Batch]:
         hold_chunks(stack, paused=False)  # never leave a held queue behind
 
 
-def release(stack, batch: Batch) -> None:
+def release(stack) -> None:
+    """Let the batch's chunk run."""
     hold_chunks(stack, paused=False)
 
 
@@ -116,7 +118,7 @@ def finished(stack, run_id, timeout_s: float = 300) -> str:
 
 def batch_done(stack, batch: Batch) -> str:
     """Let the batch's chunk run (if no test has yet), and wait for the batch to end."""
-    release(stack, batch)
+    release(stack)
     return finished(stack, batch.run_id)
 
 
@@ -124,9 +126,9 @@ def key_of(carrier: str, month: str) -> str:
     return f"carrier={carrier} month={month}"
 
 
-def item_url(stack, carrier: str, month: str) -> str:
-    query = urlencode({"report": REPORT, "key": key_of(carrier, month)})
-    return f"{stack.dashboard_url}/item?{query}"
+def item_path(carrier: str, month: str) -> str:
+    """The Item page's path and query, as the dashboard links it."""
+    return "item?" + urlencode({"report": REPORT, "key": key_of(carrier, month)})
 
 
 def manifest(stack, carrier: str, month: str) -> Path:
@@ -135,8 +137,6 @@ def manifest(stack, carrier: str, month: str) -> Path:
 
 def created_at(path: Path) -> float | None:
     """The manifest's `created_at` (epoch seconds), once the manifest is complete."""
-    import json
-
     try:
         stamp = json.loads(path.read_text())["created_at"]
     except (OSError, ValueError, KeyError):
@@ -168,7 +168,6 @@ def layout_faults(page, name: str) -> list[str]:
             faults.append(f"{name} at {width} px: metric tiles cut short: {cut}")
         colours = progress_fill_colours(page)
         red = [colour for colour in colours if is_red(colour)]
-        print("LAYOUT", name, width, tiles, cut, colours)
         if not all(colours):  # each bar found, and its filled part
             faults.append(f"{name} at {width} px: progress bars without a fill: {colours}")
         elif red:
@@ -211,7 +210,7 @@ def test_items_are_found_by_business_key_within_5_s_of_finishing(page, stack, ba
     open_page(page, url)  # warms the dashboard's caches while the batch is held
     manifests = [manifest(stack, SEARCHED, month) for month in MONTHS]
     assert not any(created_at(m) for m in manifests), "AA rendered before its chunk ran"
-    release(stack, batch)
+    release(stack)
 
     # Polled every 0.2 s: the moment the last of AA's 3 items has written its manifest.
     stamps = poll(
@@ -221,29 +220,32 @@ def test_items_are_found_by_business_key_within_5_s_of_finishing(page, stack, ba
         every_s=0.2,
     )
     finished_at = max(stamps)
-    asked_at = time.time()
-    page.goto(url)  # one load, never repeated: it reads the item index once
-    settle(page)
-    frame = page.locator('[data-testid="stDataFrame"]')
-    rows = dataframe_rows(frame) if frame.count() else []  # an empty search draws no grid
-    shown_at = time.time()
-    # Measured: from the last AA item's manifest `created_at` (whole seconds, rounded
-    # down, so up to 1 s early: the bound errs strict) to the moment the Items page, loaded
-    # once after the manifests appeared, has drawn its rows. Allowed: 5 s plus that page
-    # load (from goto until its rows are read). As the page read the index once, early in
-    # its load, AA's rows must have been in the index as "rendered" by then.
-    page_load = shown_at - asked_at
-    latency = shown_at - finished_at
-    shown = {row.get("Item"): row.get("Status") for row in rows}
     wanted = {key_of(SEARCHED, month): "✅ rendered" for month in MONTHS}
-    assert shown == wanted, (
-        f"Items for carrier={SEARCHED} {latency:.1f} s after the last finished "
-        f"(page load {page_load:.1f} s): {rows}"
-    )
-    assert page.get_by_text("3 items", exact=True).is_visible()
+    # Measured: from the last AA item's manifest `created_at` (whole seconds, rounded
+    # down, so up to 1 s early: the bound errs strict) to the moment a load of the Items
+    # page has drawn AA's three rows as rendered. The page reads the item index once per
+    # load, so it is loaded again until it shows them; a load that starts more than 5 s
+    # after the items finished is the last chance. Allowed: 5 s plus the duration of the
+    # load that showed them (goto until its rows are read).
+    loads = []
+    while True:
+        asked_at = time.time()
+        page.goto(url)
+        settle(page)
+        frame = page.locator('[data-testid="stDataFrame"]')
+        rows = dataframe_rows(frame) if frame.count() else []  # no match: no grid
+        shown_at = time.time()
+        shown = {row.get("Item"): row.get("Status") for row in rows}
+        loads.append(f"+{asked_at - finished_at:.1f} s: {shown}")
+        if shown == wanted or asked_at - finished_at > FOUND_WITHIN_S:
+            break
+    page_load, latency = shown_at - asked_at, shown_at - finished_at
+    assert shown == wanted, f"Items for carrier={SEARCHED}, by load:\n" + "\n".join(loads)
     assert latency <= FOUND_WITHIN_S + page_load, (
         f"shown {latency:.1f} s after finishing; allowed {FOUND_WITHIN_S} s + {page_load:.1f} s"
     )
+    print(f"found {latency:.1f} s after finishing (page load {page_load:.1f} s):", *loads)
+    assert page.get_by_text("3 items", exact=True).is_visible()
     screenshot(page, "items-found")
 
 
@@ -278,6 +280,8 @@ def test_the_batch_matrix_shows_failed_cells_in_words_and_opens_the_item(page, s
         assert f"carrier {BROKEN} is marked broken" in title, title
         assert link.get_attribute("aria-label") == title
 
+    failed.first.scroll_into_view_if_needed()
+    screenshot(page, "batch-matrix")  # the viewport: the app scrolls inside its own frame
     failed.first.locator("a").click()
     page.wait_for_url(re.compile(r"/item\?"))
     settle(page)
@@ -321,7 +325,7 @@ def test_an_items_history_shows_its_figure_change_after_its_data_changed(
     finally:
         trim.unlink()
 
-    open_page(page, item_url(stack, SEARCHED, month))
+    open_page(page, f"{stack.dashboard_url}/{item_path(SEARCHED, month)}")
     assert not problems(page), problems(page)
     expect(page.get_by_text("History (2 renders)")).to_be_visible()
     history = page.locator('[data-testid="stDataFrame"]').last
@@ -342,11 +346,11 @@ def test_an_items_history_shows_its_figure_change_after_its_data_changed(
 
 # ---- 4. accessibility of the new pages -----------------------------------------------------
 
-PAGES = {
-    "items": lambda stack, batch: "items?" + urlencode({"q": f"carrier={SEARCHED}"}),
-    "batch": lambda stack, batch: f"batch?id={batch.run_id}",
-    "item": lambda stack, batch: item_url(stack, SEARCHED, MONTHS[0]).rpartition("/")[2],
-    "item-failed": lambda stack, batch: item_url(stack, BROKEN, MONTHS[0]).rpartition("/")[2],
+PAGES = {  # name → path and query, given the batch's run id
+    "items": lambda run_id: "items?" + urlencode({"q": f"carrier={SEARCHED}"}),
+    "batch": lambda run_id: f"batch?id={run_id}",
+    "item": lambda run_id: item_path(SEARCHED, MONTHS[0]),  # outputs, figures, 2 renders
+    "item-failed": lambda run_id: item_path(BROKEN, MONTHS[0]),  # its error
 }
 
 
@@ -356,7 +360,7 @@ def test_the_new_pages_are_clean_and_accessible_on_desktop_and_phone(
 ):
     batch_done(stack, batch)
     page.set_viewport_size(DESKTOP)
-    open_page(page, f"{stack.dashboard_url}/{PAGES[name](stack, batch)}")
+    open_page(page, f"{stack.dashboard_url}/{PAGES[name](batch.run_id)}")
     at_rest(page)
     check_page(page, axe_script, name)
     page.set_viewport_size(PHONE)  # the same session, laid out again
@@ -368,10 +372,7 @@ def test_typing_a_business_key_into_the_search_box_finds_the_item(page, stack, b
     """The Items page's search box, as a user types it: a failed item, with its error."""
     batch_done(stack, batch)
     open_page(page, f"{stack.dashboard_url}/items")
-    field = widget(page, "items_search").locator("input")
-    field.fill(f"carrier={BROKEN} month={MONTHS[1]}")
-    field.press("Enter")
-    settle(page)
+    type_into(page, "items_search", f"carrier={BROKEN} month={MONTHS[1]}")
     expect(page.get_by_text("1 items", exact=True)).to_be_visible()
     (row,) = dataframe_rows(page.locator('[data-testid="stDataFrame"]'))
     assert row["Item"] == key_of(BROKEN, MONTHS[1]) and row["Status"] == "❌ failed", row
