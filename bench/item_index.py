@@ -294,6 +294,7 @@ class Result:
     seconds: list[float]
     calls: int
     found: str = ""
+    note: str = ""
 
     @property
     def median(self) -> float:
@@ -327,7 +328,7 @@ def batch_page(repeat: int, index, counter: Statements, batch_id: str) -> dict[s
 
     rows_per_page = 40  # dashboard/views/batch.py: MATRIX_ROWS_PER_PAGE
     parts: dict[str, list[float]] = {"read": [], "matrix": [], "html": [], "total": []}
-    calls, found = 0, ""
+    calls = 0
     for attempt in range(repeat + 1):  # the first one warms
         before = counter.count
         t0 = time.perf_counter()
@@ -345,12 +346,17 @@ def batch_page(repeat: int, index, counter: Statements, batch_id: str) -> dict[s
                 parts[name].append(seconds)
             calls = counter.count - before
         cells = len(page) * len(grid.col_values)
-        found = f"{len(members):,} items; {cells:,} cells, {len(html) // 1024} KiB"
+        note = (
+            f"rows {rows_dim} × columns {cols_dim}: first page {len(page)} rows × "
+            f"{len(grid.col_values)} columns = {cells:,} cells, {len(html) // 1024:,} KiB of HTML"
+        )
     return {
         "batch page: get_batch + dimensions": Result(parts["read"], calls, f"{len(members):,}"),
         "batch page: status_matrix": Result(parts["matrix"], 0),
         "batch page: matrix_html, 40 rows": Result(parts["html"], 0),
-        "batch page: total (+ 2 API calls)": Result(parts["total"], calls, found),
+        "batch page: total (+ 2 API calls)": Result(
+            parts["total"], calls, f"{cells:,} cells", note
+        ),
     }
 
 
@@ -383,6 +389,7 @@ def measure_all(repeat: int, seeder: Seeder) -> dict[str, Result]:
         ("search (no text): newest 50 + total", search()),
         ("search carrier=AA", search("carrier=AA")),
         (f"search carrier=AA month={first_month}", search(f"carrier=AA month={first_month}")),
+        ("search … origin=JFK (one item)", search(f"carrier=AA month={first_month} origin=JFK")),
         ("search loose word JFK", search("JFK")),
         ("search status failed", search("", ("failed",))),
         ("search carrier=AA + status failed", search("carrier=AA", ("failed",))),
@@ -473,18 +480,17 @@ def print_backend(title: str, measured: dict[int, dict[str, Result]], seeder: Se
         print(f"{line} | {'PASS' if ok else 'FAIL'}")
     last = measured[sizes[-1]]
     total = last["batch page: total (+ 2 API calls)"]
-    print(f"  batch page grid: {total.found}")
-    print("  writes (calls, items, seconds, statements; per item: ms, statements, SQL rows):")
+    print(f"  batch page grid, {total.found.split()[0]} cells: {total.note}")
+    print(
+        f"  {'writes':<25} {'calls':>6} {'items':>8} {'seconds':>8} | {'ms/call':>8} "
+        f"{'stmts/call':>10} {'SQL rows/call':>13} | {'ms/item':>7}"
+    )
     for kind, (calls, items, seconds, statements, rows) in seeder.writes.kinds.items():
-        per = (
-            f"{1000 * seconds / items:6.2f} ms {statements / items:5.2f} stmts "
-            f"{rows / items:5.2f} rows"
-            if items
-            else f"{1000 * seconds / calls:6.2f} ms per call"
-        )
+        per_item = f"{1000 * seconds / items:7.2f}" if items else f"{'–':>7}"
         print(
-            f"    {kind:<26} {int(calls):>6,} calls {int(items):>8,} items "
-            f"{seconds:>7.1f} s {int(statements):>7,} stmts   {per}"
+            f"  {kind:<25} {int(calls):>6,} {int(items):>8,} {seconds:>8.1f} | "
+            f"{1000 * seconds / calls:>8.1f} {statements / calls:>10.1f} {rows / calls:>13,.0f} | "
+            f"{per_item}"
         )
     return passed
 

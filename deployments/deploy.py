@@ -365,7 +365,8 @@ def _schedule_set(deployment) -> set[tuple]:
 
 def deploy(schedules_active: bool | None = None, path: Path = PREFECT_YAML) -> DeployResult:
     """Apply prefect.yaml and the objects it relies on to the active Prefect API."""
-    from deployments.notifications import ensure_failure_notifications
+    from deployments.alerts import ensure_alerts
+    from deployments.notifications import ensure_failure_notifications, webhook_block_id
     from deployments.worker import ensure_zombie_detection
     from reports.settings import get_settings
 
@@ -385,4 +386,7 @@ def deploy(schedules_active: bool | None = None, path: Path = PREFECT_YAML) -> D
         result.notes.append(
             ensure_failure_notifications(webhook.get_secret_value() if webhook else None, client)
         )
+        # The alerts post through the same webhook block: none without a webhook.
+        block_id = webhook_block_id(client) if webhook else None
+        result.notes += ensure_alerts(client, block_id, get_settings())
     return result

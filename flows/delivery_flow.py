@@ -70,8 +70,8 @@ def deliver(
     sub = get_subscription(settings.deliveries_dir, subscription)
     report = default_catalog().get(sub.report)
     reference = as_of or (flow_run.scheduled_start_time or dt.datetime.now(dt.UTC)).date()
-    if as_of_year:
-        reference = same_day_in(reference, as_of_year)
+    if as_of_year or sub.as_of_year:
+        reference = same_day_in(reference, as_of_year or sub.as_of_year)
     fixed = {k: resolve_relative(report, k, v, reference) for k, v in sub.parameters.items()}
     recipients = resolve_recipients(sub, report)
     items = list(

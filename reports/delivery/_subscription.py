@@ -98,6 +98,8 @@ class Subscription(_Strict):
     schedule: Schedule | None = None
     conditions: Conditions = Conditions()
     subject: str = "{{ title }}: {{ item_label }}"
+    # Resolve relative parameters as if the run's date were in this year (demo data: 2013).
+    as_of_year: int | None = Field(default=None, ge=1900, le=2200)
     folder: Path | None = Field(default=None, exclude=True)  # where the file lives
 
 

@@ -104,3 +104,18 @@ def test_retried_batch_renders_only_the_failed_item(output_root: Path, settings)
         t.name for t in task_runs_of([c.id for c in chunks]) if t.name.startswith("render ")
     ]
     assert rendered == ["render carrier=DL month=2013-01 … carrier=DL month=2013-02 (2 items)"]
+
+
+def test_a_demo_schedule_resolves_previous_month_in_the_data_year(output_root):
+    """What `carrier-monthly-batch` does when its 2 December 2026 schedule fires."""
+    import datetime as dt
+
+    state = batch(
+        report="flaky-carrier",
+        over={"carrier": ["AA"], "month": ["previous"]},
+        as_of=dt.date(2026, 12, 2),
+        as_of_year=2013,
+        return_state=True,
+    )
+    assert state.type == StateType.COMPLETED, state.message
+    assert (output_root / "flaky-carrier/carrier=AA/month=2013-11").is_dir()
