@@ -17,6 +17,8 @@ For each backend, each repetition (backends alternate, so noise hits both alike)
   re-run    the same subscription again, nothing changed: plan + send, nothing to send
   digest    another subscription with `digest: true`: one message per recipient with
             their 12 PDFs attached (16 messages)
+  ledger    a third subscription planned, then only the ledger's writes around each
+            send (`sending`, `sent`) without SMTP: what the ledger alone costs
 
 Ledger statements are the SQL statements sent on `ledger.index.engine` (SQLAlchemy's
 `before_cursor_execute`; an executemany counts once); writes are its INSERTs and
@@ -537,7 +539,7 @@ def main() -> None:
         print()
         print(f"{'':<{width}}" + "".join(f"{b:>24}" for b in backends))
         for label, cells in lines:
-            print(f"{label:<{width}}" + "".join(f"{c:>24}" for c in cells))
+            print((f"{label:<{width}}" + "".join(f"{c:>24}" for c in cells)).rstrip())
         print(
             f"\nsink received {total} messages = ({len(items)} + 0 + {args.carriers}) × "
             f"{args.repeat} repetitions × {len(backends)} backends: every message arrived"

@@ -28,7 +28,9 @@ HISTORY_HOURS = 24
 HOUR = timedelta(hours=1)
 # Event ids are uuid5(namespace, "<report>|<hour>"): the same spike has the same id.
 SPIKE_EVENT_NAMESPACE = uuid.UUID("5d0c2f55-3f43-4c83-9b7e-5b1f7bd6a0f1")
-_READ_LIMIT = 200  # more spike events in one hour than reports in any catalog
+# The server's largest page of events; past it (50 reports spiking in one hour), the event
+# ids still keep each spike one event.
+_READ_LIMIT = 50
 
 
 def emit_failure_spikes(

@@ -97,6 +97,7 @@ def backlog_alert(block_id: UUID, settings: Settings) -> AutomationCore:
     window = _minutes(settings.alert_backlog_minutes)
     minutes, late_runs = _number(settings.alert_backlog_minutes), settings.alert_late_runs
     waiting = EventTrigger(
+        type="event",  # set explicitly: the client's update sends only the fields set
         after={"prefect.flow-run.Late"},
         expect=set(_STARTED),
         match={"prefect.resource.id": "prefect.flow-run.*"},
@@ -107,6 +108,7 @@ def backlog_alert(block_id: UUID, settings: Settings) -> AutomationCore:
         within=max(window, PROACTIVE_MINIMUM),
     )
     many_late = EventTrigger(
+        type="event",
         expect={"prefect.flow-run.Late"},
         match={"prefect.resource.id": "prefect.flow-run.*"},
         match_related=_ON_OUR_POOL,
@@ -146,7 +148,11 @@ def backlog_alert(block_id: UUID, settings: Settings) -> AutomationCore:
             f"runs Late within {minutes} min, on pool {WORK_POOL}. {_MANAGED_BY}"
         ),
         enabled=True,
-        trigger=CompoundTrigger(triggers=[waiting, many_late], require="any"),
+        # `type` and `within` set explicitly: `update_automation` sends only the fields set,
+        # and the server cannot tell a compound trigger without them.
+        trigger=CompoundTrigger(
+            type="compound", triggers=[waiting, many_late], require="any", within=None
+        ),
         actions=[_notification(block_id, subject, body)],
     )
 

@@ -309,6 +309,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     return exit_code(report)
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    """Prometheus metrics on /metrics and the status as a probe on /health, until stopped."""
+    from deployments.metrics import run
+
+    if args.cache_seconds < 0:
+        raise CliError("--cache-seconds must be 0 or more")
+    try:
+        return run(args.host, args.port, cache_s=args.cache_seconds, say=_say_flushed)
+    except OSError as exc:
+        raise CliError(
+            f"cannot serve metrics on {args.host}:{args.port}: {exc.strerror or exc}"
+        ) from exc
+
+
+def _say_flushed(line: str) -> None:
+    print(line, flush=True)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """Server, deployments, worker and dashboard on this machine, then a demo batch."""
     from deployments.stack import Stack, interruptible, restore_signals
@@ -322,6 +340,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         dashboard_port=args.dashboard_port,
         worker_healthcheck_port=args.worker_port,
         mail_port=args.mail_port,
+        metrics_port=args.metrics_port,
     )
     try:
         with interruptible():
@@ -347,8 +366,10 @@ def _run_stack(stack, settings, args: argparse.Namespace) -> None:
     mail = stack.start_mail_sink()  # before the worker: deliveries inherit its address
     stack.start_worker()
     stack.start_dashboard()
+    metrics = stack.start_metrics()
     print(f"Prefect UI:  {stack.server.ui_url}")
     print(f"Dashboard:   {stack.dashboard_url}")
+    print(f"Metrics:     {metrics}")
     print(f"Outputs:     {settings.resolved_output_url}")
     print(f"Logs:        {stack.logs}")
     if mail:
@@ -511,6 +532,12 @@ def build_parser() -> argparse.ArgumentParser:
         "REPORTRUNNER_SMTP_HOST names a real server)",
     )
     p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9464,
+        help="port of the Prometheus exporter (/metrics, /health)",
+    )
+    p.add_argument(
         "--demo-months",
         type=int,
         default=12,
@@ -533,6 +560,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser(
+        "metrics", help="serve Prometheus metrics (/metrics) and a health probe (/health)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=9464)
+    p.add_argument(
+        "--cache-seconds",
+        type=float,
+        default=15.0,
+        help="reuse a collection this long: several scrapers cost one (0: every scrape reads)",
+    )
+    p.set_defaults(func=cmd_metrics)
+
+    p = sub.add_parser(
         "hash-password", help="hash a dashboard password (read from stdin or a prompt)"
     )
     p.set_defaults(func=cmd_hash_password)
@@ -546,6 +586,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    from reports.json_logs import json_logs_wanted, use_json_logs
+
+    if json_logs_wanted():
+        use_json_logs()
     try:
         return args.func(args)
     except (ReportError, CliError) as exc:

@@ -57,7 +57,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 log = logging.getLogger(__name__)
 
@@ -717,7 +717,7 @@ class _Handler(BaseHTTPRequestHandler):
         exporter = self.server.exporter
         try:
             if path == "/metrics":
-                self._send(200, exporter.scrape(), CONTENT_TYPE_LATEST)
+                self._send(200, exporter.scrape(), CONTENT_TYPE_PLAIN_0_0_4)
             elif path == "/health":
                 code, body = exporter.health()
                 self._send(code, json.dumps(body, indent=2).encode(), "application/json")

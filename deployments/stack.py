@@ -47,6 +47,7 @@ class Stack:
     dashboard_port: int = 8501
     worker_healthcheck_port: int = 8585
     mail_port: int = 8025
+    metrics_port: int = 9464
     say: Callable[[str], None] = print
     services: list[Service] = field(default_factory=list)
     server: PrefectServer | None = None
@@ -112,6 +113,23 @@ class Stack:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"{name} not listening after {timeout:.0f} s; see {service.log_path}")
+
+    def start_metrics(self) -> str:
+        """The Prometheus exporter (`reportrunner metrics`); returns its /metrics URL."""
+        url = f"http://127.0.0.1:{self.metrics_port}"
+        command = [
+            sys.executable,
+            "-m",
+            "deployments.cli",
+            "metrics",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.metrics_port),
+        ]
+        service = self._spawn("metrics", command, env=dict(os.environ))
+        self._wait_http("metrics exporter", f"{url}/", service)  # "/" answers 200 when alive
+        return f"{url}/metrics"
 
     def start_dashboard(self) -> None:
         command = [

@@ -25,6 +25,8 @@ from reports.definitions import default_catalog
 from reports.index import ItemIndex, open_index
 
 _logger = logging.getLogger(__name__)
+# One line per finished item, for log shippers (JSON with REPORTRUNNER_LOG_FORMAT=json).
+_items_log = logging.getLogger("reportrunner.items")
 
 ITEM_EVENT = "reportrunner.item.{status}"  # rendered, flagged, failed (unchanged: no event)
 ITEM_RESOURCE = "reportrunner.item.{report}.{key}"
@@ -128,7 +130,27 @@ class ItemRecorder:
             ),
         )
         for outcome in keyed:
+            self._log(outcome)
             self._announce(outcome)
+
+    def _log(self, outcome: Outcome) -> None:
+        status = item_status(outcome.status, outcome.quality)
+        _items_log.info(
+            "%s %s: %s%s",
+            self.report,
+            outcome.key,
+            status,
+            f" ({outcome.error})" if outcome.error else "",
+            extra={
+                "report": self.report,
+                "item": outcome.key,
+                "status": status,
+                "stage": "render",
+                "duration_s": outcome.duration_s,
+                "run_id": self.run_id,
+                "batch_id": self.batch_id,
+            },
+        )
 
     def _announce(self, outcome: Outcome) -> None:
         status = item_status(outcome.status, outcome.quality)

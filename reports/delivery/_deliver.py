@@ -25,7 +25,7 @@ from reports.delivery._messages import MessageItem, bodies, subject
 from reports.delivery._recipients import Recipient
 from reports.delivery._subscription import Subscription
 from reports.errors import ReportError
-from reports.index import ItemIndex, item_history, item_id
+from reports.index import earlier_pages, item_id
 from reports.settings import get_settings
 from reports.store import OutputStore
 
@@ -63,23 +63,21 @@ def _label(params: dict[str, Any]) -> str:
 
 
 def _hold_reason(
-    subscription: Subscription, manifest: dict[str, Any], index: ItemIndex, report: str, key: str
+    subscription: Subscription, manifest: dict[str, Any], earlier: list[tuple[str | None, int]]
 ) -> str | None:
+    """Why this output must wait for an operator, or None. `earlier`: (fingerprint, pages)
+    of the item's recent renders."""
     hold = subscription.conditions.hold
     quality = manifest.get("quality") or {}
     if hold.quality and quality.get("status") not in (None, "ok"):
         return "quality gate: " + "; ".join(quality.get("issues") or [quality["status"]])
     pages = manifest.get("pages")
     if hold.pages_factor and pages:
-        earlier = [
-            r.pages
-            for r in item_history(index, report, key, limit=20).renders
-            if r.pages and r.fingerprint != manifest.get("fingerprint")
-        ]
-        if len(earlier) >= 2:
-            usual = statistics.median(earlier)
-            if pages > usual * hold.pages_factor or pages < usual / hold.pages_factor:
-                return f"{pages} pages, far from its usual {usual:g}"
+        usual = [p for fp, p in earlier if fp != manifest.get("fingerprint")]
+        if len(usual) >= 2:
+            typical = statistics.median(usual)
+            if pages > typical * hold.pages_factor or pages < typical / hold.pages_factor:
+                return f"{pages} pages, far from its usual {typical:g}"
     return None
 
 
@@ -100,6 +98,11 @@ def plan_deliveries(
     """
     channel = subscription.channel.kind
     last_sent = ledger.last_sent(subscription.name, channel)
+    history = earlier_pages(
+        ledger.index,
+        report.name,
+        list({item_key(report.in_spec_order({**fixed, **r.params})) for r in recipients}),
+    )
     rows, context = [], []
     for recipient in recipients:
         raw = report.in_spec_order({**fixed, **recipient.params})
@@ -172,7 +175,7 @@ def plan_deliveries(
             and last_sent.get((ident, recipient.address.casefold())) == fingerprint
         ):
             status, reason = "skipped", "unchanged since it was last sent"
-        elif reason := _hold_reason(subscription, manifest, ledger.index, report.name, key):
+        elif reason := _hold_reason(subscription, manifest, history.get(key, [])):
             status = "held"
         rows.append(
             _row(subscription, report, ident, key, version, recipient, run_id, status, reason)

@@ -404,3 +404,29 @@ def render_durations(index: ItemIndex, report: str, last: int = 200) -> list[flo
             .limit(last)
         ).all()
     return [row.duration_s for row in rows]
+
+
+def earlier_pages(index: ItemIndex, report: str, keys: Sequence[str], last: int = 20):
+    """Per item key: the page counts of its recent renders, as (fingerprint, pages), newest
+    first; one query for all of them (delivery compares a new PDF with these)."""
+    ids = [item_id(report, key) for key in keys]
+    found: dict[str, list[tuple[str | None, int]]] = {key: [] for key in keys}
+    if not ids:
+        return found
+    by_id = dict(zip(ids, keys, strict=True))
+    with index.transaction() as connection:
+        for start in range(0, len(ids), 500):
+            rows = connection.execute(
+                select(renders.c.item_id, renders.c.fingerprint, renders.c.pages)
+                .where(
+                    renders.c.item_id.in_(ids[start : start + 500]),
+                    renders.c.status != "failed",
+                    renders.c.pages.is_not(None),
+                )
+                .order_by(renders.c.at.desc())
+            ).all()
+            for row in rows:
+                kept = found[by_id[row.item_id]]
+                if len(kept) < last:
+                    kept.append((row.fingerprint, row.pages))
+    return found

@@ -24,6 +24,7 @@ from flows.artifacts import batch_item_rows
 from flows.batch_flow import batch
 from flows.chunk_flow import render_chunk
 from flows.chunk_results import read_outcomes, write_outcomes
+from flows.delivery_flow import deliver
 from flows.progress import ProgressTracker
 from flows.report_flow import report
 from reports import contracts
@@ -155,7 +156,12 @@ def test_flow_names_are_the_contract_names():
     assert report.name == contracts.REPORT_FLOW
     assert batch.name == contracts.BATCH_FLOW
     assert render_chunk.name == contracts.CHUNK_FLOW
-    assert set(WATCHED_FLOWS) == {contracts.REPORT_FLOW, contracts.BATCH_FLOW}
+    assert deliver.name == contracts.DELIVER_FLOW
+    assert set(WATCHED_FLOWS) == {
+        contracts.REPORT_FLOW,
+        contracts.BATCH_FLOW,
+        contracts.DELIVER_FLOW,
+    }
 
 
 def test_prefect_yaml_defines_the_chunk_deployment_the_batch_starts():
