@@ -18,6 +18,7 @@ from dashboard.components.insights import (
     failure_spikes_list,
     slow_runs_list,
 )
+from dashboard.components.items import recent_batches_table, report_figure_tiles
 from dashboard.components.runs_table import runs_table
 from dashboard.components.status import (
     HEALTH_LABELS,
@@ -49,6 +50,8 @@ __all__ = [
     "failure_spikes_list",
     "health_strip",
     "kpi_tiles",
+    "recent_batches_table",
+    "report_figure_tiles",
     "runs_chart",
     "runs_table",
     "slow_runs_list",

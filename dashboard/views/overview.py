@@ -1,9 +1,12 @@
-"""Overview: health, KPIs against the previous window, runs over time, run time by report,
-insights (slow runs, failure spikes, failures by error with a retry) and active batches."""
+"""Overview: health, batches (running ones with their progress, then the latest with their
+outcome), figures in reports for the window, then runs: KPIs against the previous
+window, runs over time, run time by report, and insights (slow runs, failure spikes,
+failures by error with a retry)."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import streamlit as st
 
@@ -21,7 +24,9 @@ from dashboard.api import (
     connect,
     overview,
 )
+from dashboard.api._items import RecentBatch, ReportFigures, recent_batch_views, report_figures
 from dashboard.formatting import clock, window_label
+from reports.index import IndexUnavailable
 
 _LAST = "overview_last_good"
 _PENDING = "overview_retry_pending"  # (group key, run ids) awaiting confirmation, per user
@@ -37,11 +42,40 @@ window_text = window_label(settings.window.total_seconds() / 3600)
 st.title("Overview")
 
 
-def _render(data: Overview) -> None:
+@dataclass(frozen=True)
+class _ItemsView:
+    """What the item index adds to the page: recent batches and figures in reports."""
+
+    batches: list[RecentBatch]
+    figures: ReportFigures | None
+    error: str | None = None
+
+
+def _items_view(api, window: Window) -> _ItemsView:
+    try:
+        return _ItemsView(
+            recent_batch_views(api, limit=8), report_figures(window.start, window.end)
+        )
+    except (IndexUnavailable, ApiUnavailable) as exc:
+        return _ItemsView([], None, str(exc))
+
+
+def _render(data: Overview, items: _ItemsView) -> None:
     st.subheader(
         "Health", help="Is the Prefect API up, can workers pick up runs, is anything late."
     )
     components.health_strip(data.health)
+    st.subheader("Batches", help="Running batches with their progress, then the latest ones.")
+    components.active_batches(data.batches)
+    if items.error:
+        st.caption(f"⚠️ {items.error}")
+    components.recent_batches_table(items.batches)
+    if items.figures is not None:
+        st.subheader(
+            f"Reports in the {window_text}",
+            help="Report items, not flow runs: a batch of 192 reports counts 192 here.",
+        )
+        components.report_figure_tiles(items.figures, window_text)
     st.subheader(
         f"Runs in the {window_text}",
         help="Flow runs by the time they were expected to start; the small figures compare "
@@ -59,8 +93,6 @@ def _render(data: Overview) -> None:
     components.duration_chart(data.insights.durations)
     st.subheader("Insights", help="What stands out in the window, read from the same samples.")
     _insights(data)
-    st.subheader("Active batches", help="Batch runs running now, with their progress artifacts.")
-    components.active_batches(data.batches)
     st.caption(f"Updated {clock(data.health.checked_at)} with {data.calls} Prefect API calls.")
 
 
@@ -194,14 +226,15 @@ def _live() -> None:
     try:
         with connect() as api:
             data = overview(api, Window.last(settings.window))
+            items = _items_view(api, data.window)
     except ApiUnavailable as exc:
         last: Overview | None = st.session_state.get(_LAST)
         components.api_banner(str(exc), last.health.checked_at if last else None)
         if last is not None:
-            _render(last)
+            _render(last, _items_view(None, last.window))
         return
     st.session_state[_LAST] = data
-    _render(data)
+    _render(data, items)
     if not settings.auto_refresh:
         st.button(
             "Refresh now",

@@ -196,3 +196,18 @@ def test_an_unreachable_index_is_one_line_on_every_item_page(monkeypatch):
     finally:
         monkeypatch.delenv("REPORTRUNNER_INDEX_URL")
         get_settings.cache_clear()
+
+
+def test_overview_lists_recent_batches_and_counts_reports_not_runs(real_batch):
+    at = _page("views/overview.py")
+    batches = _frame(at, "Batch")
+    mine = batches[batches["Open"] == f"batch?id={real_batch}"]
+    assert len(mine) == 1, "a finished batch stays reachable from Overview"
+    row = mine.iloc[0]
+    assert row["State"] == "❌ Failed" and row["Done"] == "6 of 6" and row["Failed"] == 2
+    tiles = {m.label: m.value for m in at.metric}
+    # The 6-item batch counts 4 rendered reports and 2 failed ones (not 2 runs).
+    assert int(tiles["✅ rendered"].replace(",", "")) >= 4
+    assert int(tiles["❌ failed"].replace(",", "")) >= 2
+    labels = [m.label for m in at.metric]
+    assert labels.index("✅ rendered") < labels.index("Running")  # reports first, runs after

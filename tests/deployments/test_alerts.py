@@ -361,8 +361,9 @@ def test_failure_spike_is_announced_once_per_report_and_hour(webhook: Webhook, s
     with connect(ApiConfig.active(timeout_s=30)) as api:
         assert SPIKING in emit_failure_spikes(api, at)
     with connect(ApiConfig.active(timeout_s=30)) as api:
-        second = emit_failure_spikes(api, at)  # before the first is stored: same event id
-    assert QUIET not in second
+        # Usually before the first is stored, so posted again: with the same event id,
+        # which the server drops. Once stored, it is not posted at all.
+        assert emit_failure_spikes(api, at) in ([SPIKING], [])
 
     hits = webhook.wait_for(lambda text: SPIKING in text, timeout=60)
     assert hits, f"no failure-spike alert within 60 s; got {webhook.seen}"

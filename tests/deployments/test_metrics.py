@@ -345,9 +345,10 @@ def test_health_is_503_when_the_only_worker_stops_and_200_when_a_worker_returns(
         response = httpx.get(f"{server.url}/health", timeout=60)
         return response.status_code, response.json()
 
-    def healthy():
+    def healthy():  # the pool exists once a worker has polled it
         code, body = health()
-        return body if code == 200 and body["exit_code"] == 0 else None
+        online = {p["name"]: p["online_workers"] for p in body["work_pools"]}
+        return body if code == 200 and body["exit_code"] == 0 and online.get("reports") else None
 
     def no_worker():
         code, body = health()
