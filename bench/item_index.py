@@ -378,7 +378,7 @@ def measure_all(repeat: int, seeder: Seeder) -> dict[str, Result]:
         return f"{len(found.renders)} renders"
 
     def batches() -> str:
-        return f"{len(recent_batches(index, limit=10))} batches"
+        return f"{len(recent_batches(index, limit=10))} listed"
 
     def activity() -> str:
         now = time.time()

@@ -91,6 +91,19 @@ def load_deployment_specs(
     return specs
 
 
+def _delivery_triggers(client, result: DeployResult) -> list[str]:
+    """Automations that deliver after each batch, for subscriptions that ask for it."""
+    from deployments.delivery_triggers import ensure_delivery_triggers
+    from reports.delivery import subscriptions_in
+    from reports.settings import get_settings
+
+    try:
+        subscriptions = list(subscriptions_in(get_settings().deliveries_dir).values())
+    except ReportError:
+        return []  # already in `skipped` from the deployments
+    return ensure_delivery_triggers(client, subscriptions)
+
+
 def _delivery_specs(skipped: list[str]) -> list[dict[str, Any]]:
     """A `deliver/<name>` deployment per subscription in deliveries/, with its schedule."""
     from reports.delivery import subscriptions_in
@@ -382,6 +395,7 @@ def deploy(schedules_active: bool | None = None, path: Path = PREFECT_YAML) -> D
                 apply_deployment(client, spec, schedules_active, result)
             except ReportError as exc:  # a broken report must not stop the good ones
                 result.skipped.append(f"deployment {spec['name']}: {exc}")
+        result.notes += _delivery_triggers(client, result)
         result.notes.append(ensure_zombie_detection(client))
         result.notes.append(
             ensure_failure_notifications(webhook.get_secret_value() if webhook else None, client)

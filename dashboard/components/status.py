@@ -23,7 +23,7 @@ def tile_chars(weights: tuple[int, ...], index: int) -> int:
     return int(width // GLYPH_PX)
 
 
-TILE_CHARS = {n: tile_chars((1,) * n, 0) for n in (2, 3, 4)}  # tiles of equal width
+TILE_CHARS = {n: tile_chars((1,) * n, 0) for n in (2, 3, 4, 5)}  # tiles of equal width
 
 
 def api_banner(message: str, last_good: datetime | None = None) -> None:
@@ -82,9 +82,10 @@ def kpi_tiles(kpis: Kpis, window_text: str) -> None:
         ("Queued", now.queued, before.queued, True, "are scheduled or pending"),
         ("Completed", now.completed, before.completed, False, "completed"),
         ("Failed", now.failed, before.failed, True, "failed or crashed"),
+        ("Cancelled", now.cancelled, before.cancelled, True, "were cancelled by someone"),
     ]
-    # Three tiles a row: six in one row cut values ("3 min 0…") at 1280 px.
-    cols = [*st.columns(3), *st.columns(3)]
+    # Rows of four and three: seven in one row cut values ("3 min 0…") at 1280 px.
+    cols = [*st.columns(4), *st.columns(3)]
     for col, (label, value, previous, inverse, meaning) in zip(cols, counts, strict=False):
         change = value - previous
         col.metric(
@@ -99,7 +100,7 @@ def kpi_tiles(kpis: Kpis, window_text: str) -> None:
     if rate is not None and rate_before is not None:
         points = round(100 * (rate - rate_before), 1)
         rate_delta = _delta(f"{points:+.1f} pt" if points else "±0 pt", points, False)
-    cols[4].metric(
+    cols[5].metric(
         "Success rate",
         percent(rate, 1),
         **rate_delta,
@@ -110,7 +111,7 @@ def kpi_tiles(kpis: Kpis, window_text: str) -> None:
     med_delta = {}
     if med is not None and med_before is not None:
         med_delta = _delta(_signed_duration(med - med_before), round(med - med_before), True)
-    cols[5].metric(
+    cols[6].metric(
         "Median duration",
         duration(med),
         **med_delta,

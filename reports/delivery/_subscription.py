@@ -15,6 +15,7 @@ Data engineers declare them in the repository, one YAML file each under
       # carrier=AA → the AA PDF only ("bursting")
     channel: {kind: email, attach: true}
     schedule: {cron: "0 7 2 * *", timezone: America/New_York, active: false}
+    trigger: after-batch                 # and/or: deliver when a batch of the report ends
     conditions: {send_if_changed: true, skip_empty: true, digest: false,
                  hold: {quality: true, pages_factor: 3.0}}
 """
@@ -96,6 +97,8 @@ class Subscription(_Strict):
     recipients: Recipients
     channel: Channel
     schedule: Schedule | None = None
+    # "after-batch": also deliver whenever a batch of the report ends (an automation).
+    trigger: Literal["after-batch"] | None = None
     conditions: Conditions = Conditions()
     subject: str = "{{ title }}: {{ item_label }}"
     # Resolve relative parameters as if the run's date were in this year (demo data: 2013).

@@ -585,12 +585,17 @@ def _glyphs(value: str) -> int:
 def test_overview_tiles_fit_their_width():
     at = _app()
     assert not at.exception
-    health, kpis = at.metric[:4], at.metric[4:]
+    health, kpis = at.metric[:4], at.metric[-7:]  # run tiles: rows of four and three
+    reports = at.metric[4:-7]  # figures in reports: one row
     budget = [tile_chars(HEALTH_WEIGHTS, i) for i in range(4)]
     assert [_glyphs(m.value) <= n for m, n in zip(health, budget, strict=True)] == [True] * 4, [
         m.value for m in health
     ]
-    assert [_glyphs(m.value) <= TILE_CHARS[3] for m in kpis] == [True] * 6, [m.value for m in kpis]
+    budgets = [TILE_CHARS[4]] * 4 + [TILE_CHARS[3]] * 3
+    assert [_glyphs(m.value) <= n for m, n in zip(kpis, budgets, strict=True)] == [True] * 7, [
+        m.value for m in kpis
+    ]
+    assert all(_glyphs(m.value) <= TILE_CHARS[5] for m in reports), [m.value for m in reports]
     assert _glyphs("⚠️ 12 of 15") <= min(budget)  # the longest pool count that is likely
 
 

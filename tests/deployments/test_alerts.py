@@ -103,6 +103,7 @@ def webhook() -> Iterator[Webhook]:
             hook.configure(failure_webhook_url=f"{url}/hook", dashboard_url=DASHBOARD)
             yield hook
     finally:
+        print("\nSEEN:", *hook.seen, sep="\n---\n")
         get_settings.cache_clear()
         # Later tests must not post anywhere: no block, no failure or alert automations.
         with get_client(sync_client=True) as client:
