@@ -81,6 +81,47 @@ def _hold_reason(
     return None
 
 
+@dataclass(frozen=True)
+class _Decision:
+    version: str  # what identifies the send: the outputs' fingerprint (or "unrendered")
+    status: str
+    reason: str | None = None
+    error: str | None = None
+    manifest: dict[str, Any] | None = None
+
+
+def _decide(
+    subscription, report, raw, ident, recipient, store, write, run_id, last_sent, earlier
+) -> _Decision:
+    """What to do about one recipient's item: queue, hold, skip, or fail with why."""
+    try:
+        params = report.validate(raw)
+    except ReportError as exc:
+        return _Decision("-", "failed", error=str(exc))
+    manifest = store.read_manifest(store.item_dir(report.name, params))
+    if not manifest or not manifest.get("files"):
+        if not write:  # a dry run renders nothing: a real run renders the item first
+            return _Decision("unrendered", "queued", "not rendered yet: the run renders it first")
+        return _Decision(
+            "unrendered", "failed", error="no outputs: the report did not render (see the item)"
+        )
+    fingerprint = manifest["fingerprint"]
+    conditions = subscription.conditions
+    # Without send-if-changed every run is a new send: the run is part of its identity.
+    version = fingerprint if conditions.send_if_changed else f"{fingerprint}:{run_id}"
+    rows_total = sum((manifest.get("rows") or {}).values())
+    if conditions.skip_empty and manifest.get("rows") and rows_total == 0:
+        return _Decision(version, "skipped", "empty report: its data had no rows", None, manifest)
+    if (
+        conditions.send_if_changed
+        and last_sent.get((ident, recipient.address.casefold())) == fingerprint
+    ):
+        return _Decision(version, "skipped", "unchanged since it was last sent", None, manifest)
+    if reason := _hold_reason(subscription, manifest, earlier):
+        return _Decision(version, "held", reason, None, manifest)
+    return _Decision(version, "queued", None, None, manifest)
+
+
 def plan_deliveries(
     subscription: Subscription,
     report: Report,
@@ -98,89 +139,43 @@ def plan_deliveries(
     """
     channel = subscription.channel.kind
     last_sent = ledger.last_sent(subscription.name, channel)
-    history = earlier_pages(
-        ledger.index,
-        report.name,
-        list({item_key(report.in_spec_order({**fixed, **r.params})) for r in recipients}),
-    )
+    wanted = [(r, report.in_spec_order({**fixed, **r.params})) for r in recipients]
+    history = earlier_pages(ledger.index, report.name, list({item_key(raw) for _, raw in wanted}))
     rows, context = [], []
-    for recipient in recipients:
-        raw = report.in_spec_order({**fixed, **recipient.params})
+    for recipient, raw in wanted:
         key = item_key(raw)
         ident = item_id(report.name, key)
-        try:
-            params = report.validate(raw)
-        except ReportError as exc:
-            rows.append(
-                _row(
-                    subscription,
-                    report,
-                    ident,
-                    key,
-                    "-",
-                    recipient,
-                    run_id,
-                    "failed",
-                    None,
-                    last_error=str(exc),
-                )
-            )
-            context.append((recipient, raw, None))
-            continue
-        manifest = store.read_manifest(store.item_dir(report.name, params))
-        if (not manifest or not manifest.get("files")) and not write:
-            # A dry run renders nothing: a real run renders the item first.
-            rows.append(
-                _row(
-                    subscription,
-                    report,
-                    ident,
-                    key,
-                    "unrendered",
-                    recipient,
-                    run_id,
-                    "queued",
-                    "not rendered yet: the run renders it first",
-                )
-            )
-            context.append((recipient, raw, None))
-            continue
-        if not manifest or not manifest.get("files"):
-            rows.append(
-                _row(
-                    subscription,
-                    report,
-                    ident,
-                    key,
-                    "unrendered",
-                    recipient,
-                    run_id,
-                    "failed",
-                    None,
-                    last_error="no outputs: the report did not render (see the item)",
-                )
-            )
-            context.append((recipient, raw, None))
-            continue
-        fingerprint = manifest["fingerprint"]
-        version = (
-            fingerprint if subscription.conditions.send_if_changed else (f"{fingerprint}:{run_id}")
+        decision = _decide(
+            subscription,
+            report,
+            raw,
+            ident,
+            recipient,
+            store,
+            write,
+            run_id,
+            last_sent,
+            history.get(key, []),
         )
-        status, reason = "queued", None
-        rows_total = sum((manifest.get("rows") or {}).values())
-        if subscription.conditions.skip_empty and manifest.get("rows") and rows_total == 0:
-            status, reason = "skipped", "empty report: its data had no rows"
-        elif (
-            subscription.conditions.send_if_changed
-            and last_sent.get((ident, recipient.address.casefold())) == fingerprint
-        ):
-            status, reason = "skipped", "unchanged since it was last sent"
-        elif reason := _hold_reason(subscription, manifest, history.get(key, [])):
-            status = "held"
         rows.append(
-            _row(subscription, report, ident, key, version, recipient, run_id, status, reason)
+            {
+                "delivery_id": delivery_id(
+                    subscription.name, ident, decision.version, recipient.address, channel
+                ),
+                "subscription": subscription.name,
+                "report": report.name,
+                "item_id": ident,
+                "key": key,
+                "fingerprint": decision.version.split(":")[0],
+                "recipient": recipient.address,
+                "channel": channel,
+                "status": decision.status,
+                "reason": decision.reason,
+                "last_error": decision.error,
+                "run_id": run_id,
+            }
         )
-        context.append((recipient, raw, manifest))
+        context.append((recipient, raw, decision.manifest))
     if write:
         stored = ledger.plan(rows)
     else:
@@ -190,26 +185,6 @@ def plan_deliveries(
         Planned(stored[row["delivery_id"]], recipient, raw, manifest)
         for row, (recipient, raw, manifest) in zip(rows, context, strict=True)
     ]
-
-
-def _row(
-    subscription, report, ident, key, version, recipient, run_id, status, reason, last_error=None
-) -> dict[str, Any]:
-    channel = subscription.channel.kind
-    return {
-        "delivery_id": delivery_id(subscription.name, ident, version, recipient.address, channel),
-        "subscription": subscription.name,
-        "report": report.name,
-        "item_id": ident,
-        "key": key,
-        "fingerprint": version.split(":")[0],
-        "recipient": recipient.address,
-        "channel": channel,
-        "status": status,
-        "reason": reason,
-        "last_error": last_error,
-        "run_id": run_id,
-    }
 
 
 def _as_row(row: dict[str, Any]) -> LedgerRow:
