@@ -22,7 +22,7 @@ page also makes 2 Prefect API calls whatever the batch's size, its run and its
 progress artifact (`dashboard/api/_items.py: batch_view`); they are not run here.
 
 Target: every operation ≤ 1 s (judged on the p90) at 5,000 and at 100,000 items.
-Usage: .venv/bin/python bench/item_index.py [--items 100000] [--batch 5000] [--repeat 7]
+Usage: .venv/bin/python bench/item_index.py [--items 100000] [--batch 5000] [--repeat 11]
            [--backends sqlite,postgresql] [--single 500]
 """
 
@@ -51,33 +51,8 @@ REPORT = "bench-carrier-origin"
 TARGET_S = 1.0
 CHUNK = 500  # outcomes per `record` call when seeding
 MARK_GROUP = 24  # items a render task marks "running" at once (items_per_task)
-CARRIERS = (
-    "AA",
-    "DL",
-    "UA",
-    "WN",
-    "B6",
-    "AS",
-    "NK",
-    "F9",
-    "HA",
-    "G4",
-    "SY",
-    "MQ",
-    "OO",
-    "YX",
-    "9E",
-    "OH",
-    "YV",
-    "EV",
-    "VX",
-    "US",
-    "FL",
-    "CO",
-    "NW",
-    "XE",
-    "QX",
-)
+_MAJORS = ("AA", "DL", "UA", "WN", "B6", "AS", "NK", "F9", "HA", "G4", "SY", "MQ", "OO")
+CARRIERS = (*_MAJORS, "YX", "9E", "OH", "YV", "EV", "VX", "US", "FL", "CO", "NW", "XE", "QX")
 POSTGRES_ADMIN_URL = os.environ.get(
     "REPORTRUNNER_BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
@@ -101,6 +76,12 @@ def month_of(batch: int) -> str:
     """Batch 0 is 2013-07, then one month back per batch."""
     index = 2013 * 12 + 6 - batch
     return f"{index // 12}-{index % 12 + 1:02d}"
+
+
+def machine_speed() -> str:
+    """The core-speed reference and the load average, as one line's end."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{core_speed():.3f} s (load average {load:.1f})"
 
 
 def core_speed() -> float:
@@ -419,9 +400,10 @@ def run_backend(name: str, url: str, args) -> tuple[dict[int, dict[str, Result]]
         seeder.seed_batch()
         if done in checkpoints:
             seeded = time.perf_counter() - started
+            speed = machine_speed()
             print(
                 f"  {name}: {seeder.seeded_items:,} items seeded ({seeded:.0f} s so far); "
-                "measuring…",
+                f"core loop {speed}; measuring…",
                 flush=True,
             )
             measured[seeder.seeded_items] = measure_all(args.repeat, seeder)
@@ -499,7 +481,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000, help="items in the full index")
     parser.add_argument("--batch", type=int, default=5_000, help="items per batch")
-    parser.add_argument("--repeat", type=int, default=7, help="timed runs of each operation")
+    parser.add_argument("--repeat", type=int, default=11, help="timed runs of each operation")
     parser.add_argument(
         "--single", type=int, default=500, help="items of the last batch recorded one per call"
     )
@@ -512,14 +494,17 @@ def main() -> None:
 
     import sqlalchemy
 
-    speed = core_speed()
     print(
         f"{os.cpu_count()} cores; Python {platform.python_version()}, "
         f"SQLAlchemy {sqlalchemy.__version__}"
     )
-    print(f"core speed: a pure-Python loop of 5,000,000 additions took {speed:.3f} s (median of 3)")
     print(
-        f"index: {args.items:,} items of one report in {max(1, args.items // args.batch)} batches "
+        "core speed: a pure-Python loop of 5,000,000 additions, median of 3: "
+        f"{machine_speed()} (again before each measurement below)"
+    )
+    batches = max(1, args.items // args.batch)
+    print(
+        f"index: {args.items:,} items of one report in {batches} batch(es) "
         f"of {args.batch:,} (carrier × origin, one month each); {args.repeat} timed runs each, "
         "warm; PASS = p90 ≤ 1 s",
         flush=True,

@@ -109,6 +109,11 @@ def _announced_this_hour(api: Api, hour: datetime, reports: list[str]) -> set[st
     return {wanted[e.resource.id] for e in page.events if e.resource.id in wanted}
 
 
+def _figure(value: float) -> int | float:
+    """2.0 → 2, 2.25 → 2.2: as a message shows it."""
+    return int(value) if float(value).is_integer() else round(value, 1)
+
+
 def _event(report: str, spike: FailureSpike, hour: datetime, now: datetime) -> Any:
     from prefect.events import Event
 
@@ -126,7 +131,7 @@ def _event(report: str, spike: FailureSpike, hour: datetime, now: datetime) -> A
         payload={
             "report": report,
             "failed": spike.failed,
-            "typical": round(spike.typical, 1),
+            "typical": _figure(spike.typical),
             "since": iso(spike.start),
             "link": f"{get_settings().dashboard_url.rstrip('/')}/items?{query}",
         },

@@ -7,11 +7,13 @@ work whatever state the flows' processes are in, and operators see, pause or edi
 in the UI. `reportrunner deploy` calls `ensure_alerts`, which creates, updates or
 removes them by name, idempotently; without a webhook there are none.
 
-- `reportrunner-alert-backlog`, runs wait (either of two triggers): a run of the
-  `reports` pool turned Late and has not started (Pending, Running or ended) within
-  `alert_backlog_minutes` (proactive, one per run); or `alert_late_runs` runs turned
-  Late within `alert_backlog_minutes` (reactive). Says which run, when it was due and
-  turned Late, with a link to `/run?id=…`; or how many and the latest, with `/runs`.
+- `reportrunner-alert-backlog`, runs wait (either of two triggers): a `report`,
+  `batch` or `deliver` run of the `reports` pool turned Late and has not started
+  (Pending, Running or ended) within `alert_backlog_minutes` (proactive, one per run;
+  chunk runs are left out, they wait in dozens); or `alert_late_runs` runs of the
+  pool, chunks included, turned Late within `alert_backlog_minutes` (reactive). Says
+  which run, when it was due and turned Late, with a link to `/run?id=…`; or how many
+  and the latest, with `/runs`.
 - `reportrunner-alert-no-worker`: the `reports` pool turned NOT_READY (no online
   worker) and was not READY again (nor paused or deleted) within
   `alert_no_worker_minutes` (proactive). Says the pool and since when; `/operations`.
@@ -37,7 +39,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from deployments.topology import WORK_POOL
-from reports.contracts import DEADLINE_EVENT, FAILURE_SPIKE_EVENT
+from reports.contracts import DEADLINE_EVENT, DELIVER_FLOW, FAILURE_SPIKE_EVENT, REPORT_FLOWS
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -80,6 +82,12 @@ _STARTED = (
     "prefect.flow-run.Scheduled",  # rescheduled by a person: a new Late starts anew
 )
 _ON_OUR_POOL = {"prefect.resource.role": "work-pool", "prefect.resource.name": WORK_POOL}
+# Runs a person or a schedule starts get a message each; a batch's chunks, which wait in
+# dozens when workers are short, count only towards the number of Late runs.
+_ALERTED_FLOWS = {
+    "prefect.resource.role": "flow",
+    "prefect.resource.name": [*REPORT_FLOWS, DELIVER_FLOW],
+}
 
 # When the event occurred, to the second (ISO 8601, as the event's time zone says).
 _OCCURRED = "{{ event.occurred.isoformat(timespec='seconds') }}"
@@ -101,7 +109,7 @@ def backlog_alert(block_id: UUID, settings: Settings) -> AutomationCore:
         after={"prefect.flow-run.Late"},
         expect=set(_STARTED),
         match={"prefect.resource.id": "prefect.flow-run.*"},
-        match_related=_ON_OUR_POOL,
+        match_related=[_ON_OUR_POOL, _ALERTED_FLOWS],  # both
         for_each={"prefect.resource.id"},
         posture=Posture.Proactive,
         threshold=1,
@@ -144,8 +152,9 @@ def backlog_alert(block_id: UUID, settings: Settings) -> AutomationCore:
     return AutomationCore(
         name=BACKLOG,
         description=(
-            f"Runs waiting: a run Late and not started {minutes} min later, or {late_runs} "
-            f"runs Late within {minutes} min, on pool {WORK_POOL}. {_MANAGED_BY}"
+            f"Runs waiting on pool {WORK_POOL}: a report, batch or deliver run Late and not "
+            f"started {minutes} min later, or {late_runs} runs Late within {minutes} min. "
+            + _MANAGED_BY
         ),
         enabled=True,
         # `type` and `within` set explicitly: `update_automation` sends only the fields set,
@@ -171,7 +180,7 @@ def no_worker_alert(block_id: UUID, settings: Settings) -> AutomationCore:
     )
     return AutomationCore(
         name=NO_WORKER,
-        description=(f"Pool {WORK_POOL} without an online worker for {minutes} min. {_MANAGED_BY}"),
+        description=f"Pool {WORK_POOL} without an online worker for {minutes} min. {_MANAGED_BY}",
         enabled=True,
         trigger=EventTrigger(
             after={"prefect.work-pool.not-ready"},

@@ -37,6 +37,7 @@ when that module exists (it announces failure spikes as Prefect events).
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import importlib
 import json
@@ -45,6 +46,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -59,6 +61,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
+from deployments.topology import WORK_POOL
+
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
@@ -68,7 +72,8 @@ ALERT_INTERVAL_S = 60.0
 LATE_AFTER_S = 60  # as `reportrunner status`: not started a minute after its time
 DURATION_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
 RUN_PAGE = 200  # the API's largest page
-MAX_WORKER_POOLS = 3  # pools whose workers are counted in one scrape
+MAX_WORKER_POOLS = 3  # pools whose workers are counted in one scrape (ours first)
+PARALLEL_READS = 4  # the server answers reads concurrently; more only queue there
 MAX_SCRAPE_CALLS = 9 + MAX_WORKER_POOLS
 MAX_RUNNING_BATCHES = 1000  # index rows read per scrape (a crashed batch stays "running")
 ITEM_STATUSES = ("rendered", "unchanged", "flagged", "failed", "running", "pending")
@@ -126,6 +131,7 @@ class MetricsExporter:
         index_url: str | None = None,
         late_after_s: int = LATE_AFTER_S,
         alert_interval_s: float = ALERT_INTERVAL_S,
+        parallel_reads: int = PARALLEL_READS,
     ) -> None:
         from prefect_api import ApiConfig
 
@@ -135,6 +141,7 @@ class MetricsExporter:
         self.index_url = index_url
         self.late_after_s = late_after_s
         self.alert_interval_s = alert_interval_s
+        self.parallel_reads = max(1, parallel_reads)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
         self._lock = threading.Lock()
@@ -164,9 +171,13 @@ class MetricsExporter:
     def _collect(self) -> Collection:
         started = time.perf_counter()
         now = datetime.now(UTC)
-        index_figures, index_error = self._read_index()
-        running = index_figures.batches if index_figures else []
-        api_figures, calls, api_error = self._read_api(now, running)
+        # The index and the API answer side by side; the API's reads do too, after the
+        # first (which fetches the CSRF token the others share, and fails fast when the
+        # API is down). A scrape then takes about as long as its slowest read.
+        with ThreadPoolExecutor(self.parallel_reads, thread_name_prefix="metrics-read") as pool:
+            index_read = _submit(pool, self._read_index)
+            api_figures, calls, api_error = self._read_api(now, index_read, pool)
+            index_figures, index_error = index_read.result()
         self._log_api_state(api_figures is not None, api_error)
         duration = time.perf_counter() - started
         families = list(_index_families(index_figures)) if index_figures else []
@@ -209,36 +220,46 @@ class MetricsExporter:
             return None, " ".join(str(exc).split())[:300] or type(exc).__name__
 
     def _read_api(
-        self, now: datetime, running: list[tuple[str, str, int, int]]
+        self, now: datetime, index_read: Future, pool: ThreadPoolExecutor
     ) -> tuple[_ApiFigures | None, int, str | None]:
         from prefect_api import ApiUnavailable, connect, describe
 
         api = None
         try:
             with connect(self.config) as api:
-                return self._api_figures(api, now, running), api.calls, None
+                return self._api_figures(api, now, index_read, pool), api.calls, None
         except (ApiUnavailable, Exception) as exc:
             log.debug("metrics: reading the Prefect API failed", exc_info=True)
             return None, api.calls if api is not None else 0, self.config.redact(describe(exc))
 
     def _api_figures(
-        self, api: Any, now: datetime, running: list[tuple[str, str, int, int]]
+        self, api: Any, now: datetime, index_read: Future, pool: ThreadPoolExecutor
     ) -> _ApiFigures:
         from prefect_api import needs_worker, read_pools, read_queues, read_workers
 
         notes: list[str] = []
         pools = read_pools(api, notes)  # the first call: fails at once when the API is down
-        queues = read_queues(api, notes)
-        online: dict[str, int] = {}
-        for pool in [p for p in pools if needs_worker(p)][:MAX_WORKER_POOLS]:
-            workers = read_workers(api, pool.name)  # the server tells ONLINE by heartbeat age
-            online[pool.name] = sum(_word(w.status) == "ONLINE" for w in workers)
-        active, active_ids = self._active_runs(api, now)
-        late, oldest = self._late_runs(api, now)
+        queues_read = _submit(pool, read_queues, api, notes)
+        counted = [p for p in pools if needs_worker(p)]
+        counted.sort(key=lambda p: p.name != WORK_POOL)  # ours first
+        workers_read = {  # the server tells ONLINE by heartbeat age
+            p.name: _submit(pool, read_workers, api, p.name) for p in counted[:MAX_WORKER_POOLS]
+        }
+        active_read = _submit(pool, self._active_runs, api, now)
+        late_read = _submit(pool, self._late_runs, api, now)
+        online = {
+            name: sum(_word(w.status) == "ONLINE" for w in read.result())
+            for name, read in workers_read.items()
+        }
+        active, active_ids = active_read.result()
+        late, oldest = late_read.result()
+        index_figures, _ = index_read.result()
+        running = index_figures.batches if index_figures is not None else []
         alive = None
         if active_ids is not None:  # every active run was read: a batch not among them ended
             alive = {batch_id for batch_id, *_ in running if batch_id in active_ids}
         eta = _batch_etas(api, running, alive)
+        queues = queues_read.result()
         return _ApiFigures(pools, queues, online, active, active_ids, late, oldest, eta, alive)
 
     def _active_runs(self, api: Any, now: datetime) -> tuple[Counter, set[str] | None]:
@@ -377,6 +398,12 @@ class _Collector:
 
     def collect(self) -> Iterator[Metric]:
         yield from self._exporter.collection().families
+
+
+def _submit(pool: ThreadPoolExecutor, read: Callable[..., Any], *args: Any) -> Future:
+    """`read(*args)` on the pool, in a copy of this thread's context: Prefect's settings
+    (`connect()` sets the client's retries) live in context variables."""
+    return pool.submit(contextvars.copy_context().run, read, *args)
 
 
 # ---- reading the item index --------------------------------------------------------------
@@ -614,7 +641,8 @@ def _api_families(figures: _ApiFigures) -> list[Metric]:
     late = GaugeMetricFamily(
         "reportrunner_late_runs",
         f"Flow runs in state Late, or not started {LATE_AFTER_S} s after their scheduled "
-        "time, by work queue (as `reportrunner status` counts them).",
+        f"time, by work queue (as `reportrunner status` counts them). Beyond the {RUN_PAGE} "
+        f'oldest, late runs count under queue="{OTHER}".',
         labels=["queue"],
     )
     oldest = GaugeMetricFamily(

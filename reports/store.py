@@ -4,15 +4,21 @@ Layout: `<root>/<report>/<param>=<value>/.../<files>`, one folder per parameter
 set, so a retried or re-run item overwrites its own files and never duplicates
 them. Names derived from parameter values are sanitized and checked to stay
 inside the root.
+
+Object stores (S3 and its kin) are not file systems: a key is written whole by one
+PUT, there is no rename and there are no folders. Each method below says what it
+costs there, in requests, because on S3 requests are the price of an item.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import posixpath
 import re
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,6 +29,9 @@ from reports.errors import OutputPathError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 MANIFEST = "manifest.json"
+# fsspec protocols of object stores: a PUT replaces an object whole (readers see the old
+# or the new bytes, never a part), and "rename" is a copy and a delete.
+OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
 
 
 def safe_component(value: Any) -> str:
@@ -40,9 +49,14 @@ class OutputStore:
         self.url = url
         self.fs, root = fsspec.core.url_to_fs(url)
         self.root = root.rstrip("/") or "/"
-        self._local = "file" in (
+        protocols = set(
             self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         )
+        self._local = "file" in protocols
+        self._object_store = bool(protocols & OBJECT_STORES)
+        # The last `exists` answer on an object store, for the `size` call that follows
+        # it (render.is_current asks both of every file): one HEAD request, not two.
+        self._seen = threading.local()
 
     def item_dir(self, report: str, params: dict[str, Any]) -> str:
         """The folder (relative to the root) of one report and parameter set."""
@@ -58,6 +72,7 @@ class OutputStore:
         return "_".join([safe_component(report), *(safe_component(v) for v in params.values())])
 
     def _absolute(self, relative: str) -> str:
+        self._seen.info = None  # any other call in between makes it stale
         joined = posixpath.normpath(posixpath.join(self.root, relative))
         if joined != self.root and not joined.startswith(self.root.rstrip("/") + "/"):
             raise OutputPathError(f"output path {relative!r} would leave the output root")
@@ -72,8 +87,21 @@ class OutputStore:
         return Path(path).as_uri() if self._local else self.fs.unstrip_protocol(path)
 
     def write_bytes(self, relative: str, data: bytes) -> None:
-        """Write via a temporary name and a rename, so readers never see half a file."""
+        """Write so that readers never see half a file.
+
+        A local folder (or another file system): a temporary name, then a rename.
+        An object store: one PUT. S3 has no rename (s3fs's `mv` is a copy and a
+        delete, two more requests, and a crash between them leaves a `*.tmp` object
+        behind), while a PUT is atomic per object already. Nor has it folders: none
+        to create, none a file could be moved into (store names never clash with
+        folder names: only folder names hold a '=').
+        """
         target = self._absolute(relative)
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"output data must be bytes, not {type(data).__name__}")
+        if self._object_store:
+            self.fs.pipe_file(target, bytes(data))
+            return
         self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
         if self.fs.isdir(target):
             raise OutputPathError(f"output path {relative!r} is a folder, not a file")
@@ -91,17 +119,37 @@ class OutputStore:
             raise
 
     def read_bytes(self, relative: str) -> bytes:
-        with self.fs.open(self._absolute(relative), "rb") as handle:
-            return handle.read()
+        """The file's bytes; `FileNotFoundError` when it is missing (S3: one GET)."""
+        return self.fs.cat_file(self._absolute(relative))
 
     def exists(self, relative: str) -> bool:
-        return self.fs.exists(self._absolute(relative))
+        """Whether the file (or folder) is there (S3: one HEAD; two when it is not)."""
+        path = self._absolute(relative)
+        if not self._object_store:
+            return self.fs.exists(path)
+        try:
+            info = self.fs.info(path)
+        except FileNotFoundError:
+            return False
+        self._seen.info = (path, info)
+        return True
 
     def size(self, relative: str) -> int:
-        return int(self.fs.size(self._absolute(relative)))
+        """The file's size in bytes (S3: one HEAD, none right after `exists`)."""
+        seen = self._seen.info
+        path = self._absolute(relative)
+        if seen and seen[0] == path and seen[1].get("size") is not None:
+            return int(seen[1]["size"])
+        return int(self.fs.size(path))
 
     def remove(self, relative: str) -> None:
+        """Remove the file; nothing happens when it is gone (S3: one DELETE)."""
         target = self._absolute(relative)
+        if self._object_store:
+            # Deleting a missing key succeeds on S3 and fails on some other stores.
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(target)
+            return
         if self.fs.exists(target):
             self.fs.rm(target)
 
@@ -121,12 +169,16 @@ class OutputStore:
     def manifests(self, report: str | None = None) -> list[dict[str, Any]]:
         """Every manifest under the root (or one report's), for browsing outputs."""
         base = self._absolute(safe_component(report)) if report else self.root
-        found = self.fs.glob(posixpath.join(base, "**", MANIFEST))
+        found = sorted(self.fs.glob(posixpath.join(base, "**", MANIFEST)))
+        if not found:
+            return []
+        # One call for all: on S3 the GETs run concurrently (one listing, then one GET
+        # per manifest); a manifest that vanished since the listing is left out.
+        contents = self.fs.cat(found, on_error="omit")
         result = []
-        for path in sorted(found):
-            with self.fs.open(path, "rb") as handle:
-                try:
-                    result.append(json.loads(handle.read()))
-                except ValueError:
-                    continue
+        for path in found:
+            try:
+                result.append(json.loads(contents[path]))
+            except (KeyError, ValueError):
+                continue
         return result
