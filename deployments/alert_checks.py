@@ -51,7 +51,8 @@ def emit_failure_spikes(
     Announced once: a spike this hour already among the server's events is skipped,
     and each event's id is derived from the report and the hour, so an event posted
     twice before the first was stored is still one event (the server drops repeated
-    ids), and an automation fires once.
+    ids), and an automation fires once. Raises `ApiUnavailable` (one line) when the API
+    cannot answer.
     """
     now = utc(now) if now is not None else datetime.now(UTC)
     hour = now.replace(minute=0, second=0, microsecond=0)

@@ -183,6 +183,7 @@ def no_worker_alert(block_id: UUID, settings: Settings) -> AutomationCore:
         description=f"Pool {WORK_POOL} without an online worker for {minutes} min. {_MANAGED_BY}",
         enabled=True,
         trigger=EventTrigger(
+            type="event",
             after={"prefect.work-pool.not-ready"},
             expect={
                 "prefect.work-pool.ready",
@@ -221,6 +222,7 @@ def deadline_alert(block_id: UUID, settings: Settings) -> AutomationCore:
         description=f"A batch whose ETA passed its deadline ({DEADLINE_EVENT}). {_MANAGED_BY}",
         enabled=True,
         trigger=EventTrigger(
+            type="event",
             expect={DEADLINE_EVENT},
             match={"prefect.resource.id": "reportrunner.batch.*"},
             for_each={"prefect.resource.id"},
@@ -253,6 +255,7 @@ def failure_spike_alert(block_id: UUID, settings: Settings) -> AutomationCore:
         ),
         enabled=True,
         trigger=EventTrigger(
+            type="event",
             expect={FAILURE_SPIKE_EVENT},
             match={"prefect.resource.id": "reportrunner.report.*"},
             for_each={"prefect.resource.id"},
