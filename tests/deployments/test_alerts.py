@@ -33,7 +33,7 @@ from deployments.deploy import deploy
 from deployments.notifications import ensure_failure_notifications, webhook_block_id
 from deployments.processes import processes_with, stop_process_group
 from deployments.topology import WORK_POOL
-from prefect_api import ApiConfig, connect
+from prefect_api import ApiConfig, actions, connect
 from prefect_helpers import start_worker
 from reports.contracts import DEADLINE_EVENT, FAILURE_SPIKE_EVENT, batch_resource, report_resource
 from reports.settings import get_settings
@@ -410,3 +410,54 @@ def _stored_spikes(report: str, hour: datetime, timeout: float) -> list[uuid.UUI
             if found or time.monotonic() >= deadline:
                 return found
             time.sleep(0.5)
+
+
+def test_a_batch_that_cannot_meet_its_deadline_alerts_once_before_it(
+    webhook: Webhook, settings, output_root
+):
+    """The whole loop: a real batch's ETA → its event → the automation → the webhook."""
+    from flows import batch
+
+    _apply_alerts()
+    carriers = ["AA", "DL", "UA", "B6"]
+    slow = [settings.resolved_data_dir / f"slow-{c}" for c in carriers]
+    for marker in slow:
+        marker.write_text("4")
+    try:
+        started = datetime.now(UTC)
+        state = batch(
+            report="flaky-carrier",
+            over={"carrier": carriers, "month": ["2013-09", "2013-10", "2013-11"]},
+            max_parallel=1,
+            items_per_task=1,
+            deadline="40s",  # 12 items at 4 s or more each, one at a time: it cannot be met
+            force=True,
+            return_state=True,
+        )
+        met = batch(  # the same report, a deadline it meets: no alert
+            report="flaky-carrier",
+            over={"carrier": ["HA"], "month": ["2013-09"]},
+            deadline="10m",
+            force=True,
+            return_state=True,
+        )
+    finally:
+        for marker in slow:
+            marker.unlink()
+    missed_id = str(state.state_details.flow_run_id)
+    hits = webhook.wait_for(lambda text: missed_id in text, timeout=60)
+    assert hits, f"no deadline alert within 60 s; got {webhook.seen}"
+    webhook.drain(3)
+    (text,) = [t for t in webhook.seen if missed_id in t]  # exactly once
+    assert text.startswith("reportrunner: the flaky-carrier batch will miss its deadline")
+    assert "items left" in text and text.endswith(f"/batch?id={missed_id}")
+    assert not [t for t in webhook.seen if str(met.state_details.flow_run_id) in t]
+    # The event behind it came before the deadline, with a projection past it.
+    with connect() as api:
+        events = actions.read_events(api, DEADLINE_EVENT, limit=200)
+    (event,) = [e for e in events if e["resource"]["prefect.resource.id"].endswith(missed_id)]
+    deadline = datetime.fromisoformat(event["payload"]["deadline"])
+    assert datetime.fromisoformat(event["occurred"]) < deadline
+    assert timedelta(seconds=40) <= deadline - started <= timedelta(seconds=50)
+    assert datetime.fromisoformat(event["payload"]["eta"]) > deadline
+    assert 0 < event["payload"]["items_left"] < 12

@@ -44,43 +44,8 @@ def _deadline_events(batch_id: str) -> list[dict]:
     return [e for e in events if e["resource"]["prefect.resource.id"] == batch_resource(batch_id)]
 
 
-def _events_within(batch_id: str, seconds: float) -> list[dict]:
-    deadline = time.monotonic() + seconds  # events reach the server asynchronously
-    while not (found := _deadline_events(batch_id)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return found
-
-
-@pytest.mark.usefixtures("prefect_server")
-def test_a_batch_that_cannot_meet_its_deadline_warns_once_before_it(output_root, settings):
-    slow = [settings.resolved_data_dir / f"slow-{c}" for c in ("AA", "DL", "UA", "B6")]
-    for marker in slow:
-        marker.write_text("2.5")
-    try:
-        started = dt.datetime.now(dt.UTC)
-        state = batch(
-            report="flaky-carrier",
-            over={"carrier": ["AA", "DL", "UA", "B6"], "month": ["2013-05", "2013-06"]},
-            max_parallel=1,
-            items_per_task=1,
-            deadline="20s",  # 8 items at 2.5 s each, one at a time: about 20 s of loading
-            force=True,
-            return_state=True,
-        )
-    finally:
-        for marker in slow:
-            marker.unlink()
-    assert state.type == StateType.COMPLETED, state.message
-    batch_id = str(state.state_details.flow_run_id)
-    (event,) = _events_within(batch_id, 30)  # exactly one
-    payload = event["payload"]
-    occurred = dt.datetime.fromisoformat(event["occurred"])
-    deadline = dt.datetime.fromisoformat(payload["deadline"])
-    assert occurred < deadline, "the warning must come before the deadline"
-    assert dt.timedelta(seconds=20) <= deadline - started <= dt.timedelta(seconds=30)
-    assert dt.datetime.fromisoformat(payload["eta"]) > deadline
-    assert 0 < payload["items_left"] < 8 and payload["per_minute"] > 0
-    assert payload["link"].endswith(f"/batch?id={batch_id}")
+# A batch that cannot meet its deadline, end to end (event → automation → webhook):
+# tests/deployments/test_alerts.py::test_a_batch_that_cannot_meet_its_deadline_alerts_once_before_it
 
 
 @pytest.mark.usefixtures("prefect_server")
