@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from reports.contracts import ItemKey
 from reports.index import BatchItem
@@ -24,6 +25,14 @@ class Matrix:
 
 
 def _text(value: object) -> str:
+    try:
+        return _cached_text(value)
+    except TypeError:  # an unhashable value (a list): no cache
+        return ItemKey.of({"_": value}).label.partition("=")[2]
+
+
+@lru_cache(maxsize=4096)  # a batch repeats each value many times: 5,000 cells, ~100 values
+def _cached_text(value: object) -> str:
     return ItemKey.of({"_": value}).label.partition("=")[2]
 
 
