@@ -16,9 +16,9 @@ the Prefect API through `prefect_api`, in a fixed number of calls whatever the h
     1 work pools (also the API's health check: when it fails the API is down)
     1 work queues of every pool
     1 workers per pool that needs workers, for at most MAX_WORKER_POOLS pools
-    1 flow runs that are not final, the RUN_PAGE due first (+1 run history, by state,
-      only when there are more: the totals per state stay exact)
-    1 late runs, oldest first (+1 count only when there are more than RUN_PAGE)
+    1 flow runs that are not final, the ACTIVE_PAGE due first (+1 run history, by
+      state, only when there are more: the totals per state stay exact)
+    1 late runs, the LATE_PAGE oldest (+1 count only when there are more)
     1 progress artifacts of the running batches (only when a batch runs)
     1 deployment names (only for deployments not seen before; kept for the process)
 
@@ -71,7 +71,12 @@ DEFAULT_CACHE_S = 15.0
 ALERT_INTERVAL_S = 60.0
 LATE_AFTER_S = 60  # as `reportrunner status`: not started a minute after its time
 DURATION_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
-RUN_PAGE = 200  # the API's largest page
+PAGE = 200  # the API's largest page
+# Runs a scrape reads in full: the server sends each with its parameters, state and job
+# variables, which costs more than the rest of a scrape together. Runs beyond these are
+# counted by the server (exactly), without their deployment and queue.
+ACTIVE_PAGE = 100
+LATE_PAGE = 50
 MAX_WORKER_POOLS = 3  # pools whose workers are counted in one scrape (ours first)
 PARALLEL_READS = 4  # the server answers reads concurrently; more only queue there
 MAX_SCRAPE_CALLS = 9 + MAX_WORKER_POOLS
@@ -264,20 +269,16 @@ class MetricsExporter:
 
     def _active_runs(self, api: Any, now: datetime) -> tuple[Counter, set[str] | None]:
         """Runs not in a final state by (state, deployment, queue), in one or two calls."""
-        from prefect.client.schemas.sorting import FlowRunSort
-
-        runs = api.client.read_flow_runs(
-            flow_run_filter=_active_filter(),
-            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
-            limit=RUN_PAGE,
-        )
-        names = self._deployment_names(api, {r.deployment_id for r in runs if r.deployment_id})
+        runs = _run_page(api, _active_filter(), ACTIVE_PAGE)
+        names = self._deployment_names(api, {r["deployment_id"] for r in runs})
         counted: Counter = Counter()
         for run in runs:
-            deployment = names.get(str(run.deployment_id), "") if run.deployment_id else ""
-            counted[(_state_label(run.state_type, run.state_name), deployment, _queue(run))] += 1
-        if len(runs) < RUN_PAGE:
-            return counted, {str(run.id) for run in runs}
+            deployment = names.get(run["deployment_id"] or "", "")
+            counted[
+                (_state_label(run["state_type"], run["state_name"]), deployment, _queue(run))
+            ] += 1
+        if len(runs) < ACTIVE_PAGE:
+            return counted, {run["id"] for run in runs}
         # More than a page: exact totals per state from the run history, the runs beyond
         # the page (those due last, mostly scheduled ahead) under deployment/queue _other.
         listed: Counter = Counter()
@@ -289,37 +290,33 @@ class MetricsExporter:
         return counted, None
 
     def _deployment_names(self, api: Any, ids: set[Any]) -> dict[str, str]:
-        unknown = [i for i in ids if str(i) not in self._deployments]
+        unknown = [i for i in ids if i and i not in self._deployments]
         if unknown:
             from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
             found = api.client.read_deployments(
                 deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=unknown)),
-                limit=RUN_PAGE,
+                limit=PAGE,
             )
             for deployment in found:
                 self._deployments[str(deployment.id)] = deployment.name
             for ident in unknown:  # deleted since: never asked for again
-                self._deployments.setdefault(str(ident), "unknown")
+                self._deployments.setdefault(ident, "unknown")
         return self._deployments
 
     def _late_runs(self, api: Any, now: datetime) -> tuple[Counter, dict[str, float]]:
         """Late runs by queue (the shared definition of `prefect_api.late_filter`)."""
-        from prefect.client.schemas.sorting import FlowRunSort
-
-        from prefect_api import late_filter, utc
+        from prefect_api import late_filter
 
         flow_runs = late_filter(now - timedelta(seconds=self.late_after_s))
-        runs = api.client.read_flow_runs(
-            flow_run_filter=flow_runs, sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=RUN_PAGE
-        )
+        runs = _run_page(api, flow_runs, LATE_PAGE)
         counted: Counter = Counter(_queue(run) for run in runs)
         oldest: dict[str, float] = {}
         for run in runs:  # oldest first: the first of each queue is its oldest
-            start = utc(run.next_scheduled_start_time or run.expected_start_time)
+            start = _time(run["next_scheduled_start_time"] or run["expected_start_time"])
             if start is not None:
                 oldest.setdefault(_queue(run), max(0.0, (now - start).total_seconds()))
-        if len(runs) >= RUN_PAGE:
+        if len(runs) >= LATE_PAGE:
             total = api.client.count_flow_runs(flow_run_filter=flow_runs)
             if total > len(runs):
                 counted[OTHER] += total - len(runs)
@@ -526,8 +523,40 @@ def _state_label(state_type: Any, state_name: Any) -> str:
     return _word(state_type) or "UNKNOWN"
 
 
-def _queue(run: Any) -> str:
-    return run.work_queue_name or ""
+def _run_page(api: Any, flow_runs: Any, limit: int) -> list[dict[str, Any]]:
+    """The first `limit` runs matching `flow_runs`, due first, as the API's JSON.
+
+    Plain JSON, not the client's models: a scrape needs seven fields of each run, and
+    validating full runs into models costs about as much as the server takes to send them.
+    """
+    body = {
+        "flow_runs": flow_runs.model_dump(mode="json", exclude_unset=True),
+        "sort": "EXPECTED_START_TIME_ASC",
+        "limit": limit,
+    }
+    return [
+        {
+            "id": str(run["id"]),
+            "state_type": run.get("state_type"),
+            "state_name": run.get("state_name"),
+            "deployment_id": run.get("deployment_id"),
+            "work_queue_name": run.get("work_queue_name"),
+            "next_scheduled_start_time": run.get("next_scheduled_start_time"),
+            "expected_start_time": run.get("expected_start_time"),
+        }
+        for run in api.post("/flow_runs/filter", body) or []
+    ]
+
+
+def _time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _queue(run: dict[str, Any]) -> str:
+    return run["work_queue_name"] or ""
 
 
 def _word(value: Any) -> str | None:
@@ -630,7 +659,7 @@ def _api_families(figures: _ApiFigures) -> list[Metric]:
     runs = GaugeMetricFamily(
         "reportrunner_flow_runs",
         "Flow runs not in a final state, by state (SCHEDULED, LATE, PENDING, RUNNING, "
-        f"PAUSED, CANCELLING), deployment and work queue. Beyond the {RUN_PAGE} due "
+        f"PAUSED, CANCELLING), deployment and work queue. Beyond the {ACTIVE_PAGE} due "
         f'first, runs count under deployment="{OTHER}", queue="{OTHER}".',
         labels=["state", "deployment", "queue"],
     )
@@ -641,7 +670,7 @@ def _api_families(figures: _ApiFigures) -> list[Metric]:
     late = GaugeMetricFamily(
         "reportrunner_late_runs",
         f"Flow runs in state Late, or not started {LATE_AFTER_S} s after their scheduled "
-        f"time, by work queue (as `reportrunner status` counts them). Beyond the {RUN_PAGE} "
+        f"time, by work queue (as `reportrunner status` counts them). Beyond the {LATE_PAGE} "
         f'oldest, late runs count under queue="{OTHER}".',
         labels=["queue"],
     )

@@ -8,6 +8,7 @@ failures of other tests in its last hour, so it is never healthy): it starts its
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -24,7 +26,7 @@ from prefect.states import Running, StateType
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
-from deployments.metrics import DURATION_BUCKETS, MetricsExporter
+from deployments.metrics import DURATION_BUCKETS, MAX_SCRAPE_CALLS, MetricsExporter
 from deployments.prefect_server import PrefectServer, free_port
 from deployments.processes import stop_process_group
 from prefect_api import ApiConfig
@@ -225,6 +227,133 @@ def test_running_batches_count_per_report_with_their_eta_and_a_crashed_one_is_le
     assert result.value("reportrunner_batch_eta_seconds", report=crashed) is None
     assert result.value("reportrunner_flow_runs", state="RUNNING") >= 1
     assert result.value("reportrunner_scrape_api_calls") <= CALL_BUDGET
+
+
+class BusyServer:
+    """A Prefect API (httpx MockTransport) with more active and late runs than a scrape
+    reads in full: the runs beyond are counted by the server, not listed."""
+
+    ACTIVE, LATE = 600, 255  # runs the server has; pages of ACTIVE_PAGE and LATE_PAGE
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.deployment = str(uuid.uuid4())
+        now = datetime.now(UTC)
+        self.due = now - timedelta(hours=2)
+
+    def _run(self, state: str, name: str, queue: str | None) -> dict:
+        return {
+            "id": str(uuid.uuid4()),
+            "state_type": state,
+            "state_name": name,
+            "deployment_id": self.deployment,
+            "work_queue_name": queue,
+            "next_scheduled_start_time": self.due.isoformat() if name == "Late" else None,
+            "expected_start_time": self.due.isoformat(),
+        }
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/api")
+        self.asked.append(f"{request.method} {path}")
+        body = json.loads(request.content) if request.content else {}
+        now = datetime.now(UTC).isoformat()
+        if path == "/csrf-token":
+            answer: Any = {"token": "t", "client": "c", "expiration": "2999-01-01T00:00:00Z"}
+        elif path == "/work_pools/filter":
+            answer = [
+                {"id": str(uuid.uuid4()), "name": "reports", "type": "process",
+                 "is_paused": False, "status": "READY", "created": now, "updated": now}
+            ]  # fmt: skip
+        elif path == "/work_queues/filter":
+            answer = [
+                {"id": str(uuid.uuid4()), "name": name, "work_pool_name": "reports",
+                 "work_pool_id": str(uuid.uuid4()), "is_paused": name == "chunks",
+                 "priority": 1, "created": now, "updated": now}
+                for name in ("adhoc", "chunks")
+            ]  # fmt: skip
+        elif path == "/work_pools/reports/workers/filter":
+            answer = [
+                {"id": str(uuid.uuid4()), "name": "w1", "work_pool_id": str(uuid.uuid4()),
+                 "status": "ONLINE", "last_heartbeat_time": now, "created": now, "updated": now}
+            ]  # fmt: skip
+        elif path == "/flow_runs/filter" and body["flow_runs"].get("operator") == "or_":
+            answer = [self._run("SCHEDULED", "Late", "adhoc") for _ in range(body["limit"])]
+        elif path == "/flow_runs/filter":
+            running = [self._run("RUNNING", "Running", "chunks") for _ in range(3)]
+            late = [self._run("SCHEDULED", "Late", "adhoc") for _ in range(body["limit"] - 3)]
+            answer = running + late
+        elif path == "/flow_runs/history":
+            states = [
+                {"state_type": "SCHEDULED", "state_name": "Scheduled",
+                 "count_runs": self.ACTIVE - self.LATE - 3},
+                {"state_type": "SCHEDULED", "state_name": "Late", "count_runs": self.LATE},
+                {"state_type": "RUNNING", "state_name": "Running", "count_runs": 3},
+            ]  # fmt: skip
+            answer = [{"interval_start": now, "interval_end": now, "states": states}]
+        elif path == "/flow_runs/count":
+            answer = self.LATE
+        elif path == "/deployments/filter":
+            answer = [{"id": self.deployment, "name": "report-adhoc", "flow_id": str(uuid.uuid4())}]
+        else:
+            return httpx.Response(404, json={"detail": path})
+        return httpx.Response(200, json=answer)
+
+
+def test_runs_beyond_a_page_are_counted_by_the_server_in_a_bounded_number_of_calls(tmp_path):
+    from deployments.metrics import ACTIVE_PAGE, LATE_PAGE, OTHER
+
+    fake = BusyServer()
+    config = ApiConfig(url="http://prefect.test/api", transport=httpx.MockTransport(fake))
+    index = f"sqlite:///{tmp_path / 'index.sqlite'}"  # empty: no running batch to look up
+    exporter = MetricsExporter(config, cache_s=0, index_url=index, alert_interval_s=0)
+
+    result = Scrape(exporter.scrape().decode())
+
+    runs = result.by("reportrunner_flow_runs", "state", deployment="report-adhoc")
+    assert runs == {"RUNNING": 3, "LATE": ACTIVE_PAGE - 3}
+    beyond = result.by("reportrunner_flow_runs", "state", deployment=OTHER, queue=OTHER)
+    assert beyond == {
+        "SCHEDULED": fake.ACTIVE - fake.LATE - 3,
+        "LATE": fake.LATE - (ACTIVE_PAGE - 3),
+    }
+    total = sum(s.value for s in result.samples if s.name == "reportrunner_flow_runs")
+    assert total == fake.ACTIVE  # exact, page or not
+    late = result.by("reportrunner_late_runs", "queue")
+    assert late == {"adhoc": LATE_PAGE, "chunks": 0, OTHER: fake.LATE - LATE_PAGE}
+    oldest = result.by("reportrunner_oldest_late_run_age_seconds", "queue")
+    assert 7100 < oldest["adhoc"] < 7300 and oldest["chunks"] == 0
+    assert result.by("reportrunner_queue_paused", "queue") == {"adhoc": 0, "chunks": 1}
+    assert result.value("reportrunner_workers_online", pool="reports") == 1
+    calls = result.value("reportrunner_scrape_api_calls")
+    assert calls == len(fake.asked) == 9 <= MAX_SCRAPE_CALLS, fake.asked
+    assert sorted(set(fake.asked)) == [
+        "GET /csrf-token",
+        "POST /deployments/filter",
+        "POST /flow_runs/count",
+        "POST /flow_runs/filter",
+        "POST /flow_runs/history",
+        "POST /work_pools/filter",
+        "POST /work_pools/reports/workers/filter",
+        "POST /work_queues/filter",
+    ]
+
+    fake.asked.clear()
+    Scrape(exporter.scrape().decode())
+    assert "POST /deployments/filter" not in fake.asked  # names are kept
+
+
+def test_with_the_index_down_the_api_metrics_are_still_served():
+    fake = BusyServer()
+    config = ApiConfig(url="http://prefect.test/api", transport=httpx.MockTransport(fake))
+    unreachable = "postgresql+psycopg2://nobody@127.0.0.1:1/reportrunner"
+    exporter = MetricsExporter(config, cache_s=0, index_url=unreachable, alert_interval_s=0)
+
+    result = Scrape(exporter.scrape().decode())
+
+    assert result.value("reportrunner_up", component="index") == 0
+    assert result.value("reportrunner_up", component="api") == 1
+    assert "reportrunner_items_total" not in result.families
+    assert sum(s.value for s in result.samples if s.name == "reportrunner_flow_runs") == 600
 
 
 def test_with_the_api_down_the_index_metrics_are_still_served(exporter):

@@ -36,6 +36,7 @@ def test_up_serves_everything_renders_the_demo_and_stops_clean(tmp_path):
         "--dashboard-port": free_port(),
         "--worker-port": free_port(),
         "--mail-port": free_port(),
+        "--metrics-port": free_port(),
     }
     env = {**os.environ, "REPORTRUNNER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     env.pop("REPORTRUNNER_SMTP_HOST", None)  # `up` starts its own mail sink

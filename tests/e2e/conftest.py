@@ -133,6 +133,7 @@ def stack(settings, tmp_path_factory, chromium_path, axe_script, stack_env) -> I
         "--dashboard-port": free_port(),
         "--worker-port": free_port(),
         "--mail-port": free_port(),
+        "--metrics-port": free_port(),
     }
     env = {
         **os.environ,
