@@ -17,12 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from deployments.cli_errors import CliError  # one class, however cli is run
+
 EXIT_USER_ERROR = 2
 log = logging.getLogger("reportrunner")
-
-
-class CliError(Exception):
-    """An environment problem the user must fix (no Prefect API, bad flag)."""
 
 
 def _key_values(pairs: list[str], flag: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ def _when(epoch: float | None) -> str:
 
 
 def cmd_items(args: argparse.Namespace) -> int:
-    from deployments.cli import CliError
+    from deployments.cli_errors import CliError
     from reports.contracts import status_label
     from reports.index import ItemQuery, SearchError, open_index, search_items
 
