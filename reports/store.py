@@ -47,16 +47,26 @@ def safe_component(value: Any) -> str:
 class OutputStore:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.fs, root = fsspec.core.url_to_fs(url)
+        protocol = fsspec.core.split_protocol(url)[0]
+        # No listings cache on object stores: fsspec shares one filesystem object per
+        # process, and s3fs answers `info`/`exists` from listings it cached (a `glob`
+        # fills them), so a file another worker wrote or removed since would read as
+        # missing or present.
+        options = {"use_listings_cache": False} if protocol in OBJECT_STORES else {}
+        self.fs, root = fsspec.core.url_to_fs(url, **options)
         self.root = root.rstrip("/") or "/"
         protocols = set(
             self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         )
         self._local = "file" in protocols
         self._object_store = bool(protocols & OBJECT_STORES)
-        # The last `exists` answer on an object store, for the `size` call that follows
-        # it (render.is_current asks both of every file): one HEAD request, not two.
-        self._seen = threading.local()
+        # s3fs first HEADs a file to decide on parallel ranged GETs, which only pays for
+        # files of tens of MB: outputs are smaller, so a read is one GET.
+        self._read_options = {"max_concurrency": 1} if "s3" in protocols else {}
+        # The last `exists` answer on an object store (thread, path, info), for the
+        # `size` call that follows it on the same thread (render.is_current asks both of
+        # every file): one HEAD request, not two. A plain tuple: the store pickles.
+        self._seen: tuple[int, str, dict[str, Any]] | None = None
 
     def item_dir(self, report: str, params: dict[str, Any]) -> str:
         """The folder (relative to the root) of one report and parameter set."""
@@ -72,7 +82,7 @@ class OutputStore:
         return "_".join([safe_component(report), *(safe_component(v) for v in params.values())])
 
     def _absolute(self, relative: str) -> str:
-        self._seen.info = None  # any other call in between makes it stale
+        self._seen = None  # any other call in between makes it stale
         joined = posixpath.normpath(posixpath.join(self.root, relative))
         if joined != self.root and not joined.startswith(self.root.rstrip("/") + "/"):
             raise OutputPathError(f"output path {relative!r} would leave the output root")
@@ -120,7 +130,7 @@ class OutputStore:
 
     def read_bytes(self, relative: str) -> bytes:
         """The file's bytes; `FileNotFoundError` when it is missing (S3: one GET)."""
-        return self.fs.cat_file(self._absolute(relative))
+        return self.fs.cat_file(self._absolute(relative), **self._read_options)
 
     def exists(self, relative: str) -> bool:
         """Whether the file (or folder) is there (S3: one HEAD; two when it is not)."""
@@ -131,15 +141,15 @@ class OutputStore:
             info = self.fs.info(path)
         except FileNotFoundError:
             return False
-        self._seen.info = (path, info)
+        self._seen = (threading.get_ident(), path, info)
         return True
 
     def size(self, relative: str) -> int:
         """The file's size in bytes (S3: one HEAD, none right after `exists`)."""
-        seen = self._seen.info
+        seen = self._seen
         path = self._absolute(relative)
-        if seen and seen[0] == path and seen[1].get("size") is not None:
-            return int(seen[1]["size"])
+        if seen and seen[:2] == (threading.get_ident(), path) and seen[2].get("size") is not None:
+            return int(seen[2]["size"])
         return int(self.fs.size(path))
 
     def remove(self, relative: str) -> None:
@@ -174,7 +184,7 @@ class OutputStore:
             return []
         # One call for all: on S3 the GETs run concurrently (one listing, then one GET
         # per manifest); a manifest that vanished since the listing is left out.
-        contents = self.fs.cat(found, on_error="omit")
+        contents = self.fs.cat(found, on_error="omit", **self._read_options)
         result = []
         for path in found:
             try:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-# Fixtures any layer's tests use: `ws`, `mini` and `kit` (throwaway report workspaces).
-pytest_plugins = ["workspace"]
+# Fixtures any layer's tests use: `ws`, `mini` and `kit` (throwaway report workspaces);
+# `s3` and `s3_url` (an S3 bucket served by moto, tests/storage_helpers.py).
+pytest_plugins = ["workspace", "storage_helpers"]
 
 PROJECT = Path(__file__).resolve().parents[1]
 FIXTURE_CATALOG = Path(__file__).resolve().parent / "fixtures" / "catalog"
