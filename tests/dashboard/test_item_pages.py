@@ -56,9 +56,11 @@ def _frame(at: AppTest, first_column: str):
 def test_items_page_finds_a_batch_by_business_key(real_batch):
     at = _page("views/items.py", q="carrier=AA", report=REPORT)
     frame = _frame(at, "Item")
-    assert sorted(frame["Item"]) == [f"carrier=AA month={m}" for m in MONTHS]
-    assert set(frame["Status"]) == {"✅ rendered"}
-    assert set(frame["Batch"]) == {f"batch?id={real_batch}"}
+    assert all(item.startswith("carrier=AA month=") for item in frame["Item"])
+    # Other tests of the session may have rendered other AA months: keep this batch's.
+    ours = frame[frame["Batch"] == f"batch?id={real_batch}"]
+    assert sorted(ours["Item"]) == [f"carrier=AA month={m}" for m in MONTHS]
+    assert set(ours["Status"]) == {"✅ rendered"}
     item = _follow(frame["Open"].iloc[0])
     assert item["report"] == REPORT and item["key"].startswith("carrier=AA month=")
 
