@@ -28,6 +28,10 @@ STOP_GRACE_S = 10.0
 # Exit status when the grace ran out and the worker was killed (timeout(1)'s convention).
 EXIT_FORCED_STOP = 124
 _POLL_S = 0.2
+# Seconds between the worker's queries for scheduled runs (Prefect's default: 10). One
+# query covers every queue of the pool (docs/BENCHMARKS.md, "Click to PDF").
+DEFAULT_QUERY_S = 1
+QUERY_VARIABLE = "PREFECT_WORKER_QUERY_SECONDS"
 
 
 def worker_command(
@@ -57,6 +61,9 @@ def worker_environment(healthcheck_port: int) -> dict[str, str]:
     # Each worker's health endpoint needs its own port when several share a host.
     # Flow runs inherit this environment, and with it their heartbeat interval.
     return {
+        # A run waits half the query interval on average: 1 s instead of Prefect's 10 s
+        # (an idle worker then makes about one request a second). The environment wins.
+        QUERY_VARIABLE: str(DEFAULT_QUERY_S),
         **os.environ,
         "PREFECT_WORKER_WEBSERVER_HOST": "127.0.0.1",
         "PREFECT_WORKER_WEBSERVER_PORT": str(healthcheck_port),
