@@ -458,6 +458,7 @@ def test_a_batch_that_cannot_meet_its_deadline_alerts_once_before_it(
     (event,) = [e for e in events if e["resource"]["prefect.resource.id"].endswith(missed_id)]
     deadline = datetime.fromisoformat(event["payload"]["deadline"])
     assert datetime.fromisoformat(event["occurred"]) < deadline
-    assert timedelta(seconds=40) <= deadline - started <= timedelta(seconds=50)
+    # The payload keeps whole seconds: the deadline may read up to 1 s early.
+    assert timedelta(seconds=39) <= deadline - started <= timedelta(seconds=50)
     assert datetime.fromisoformat(event["payload"]["eta"]) > deadline
     assert 0 < event["payload"]["items_left"] < 12
