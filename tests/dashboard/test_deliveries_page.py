@@ -297,7 +297,9 @@ def test_a_held_item_is_not_sent_until_an_operator_approves_it(hashes):
     at.button(key="deliveries_confirm").click().run()
     assert at.error[0].value == f"No deployment 'deliver/{sub}' exists: run `reportrunner deploy`."
 
-    approved = _audit_until(lambda e: e.action == "delivery.approve" and sub in e.target)
+    approved = _audit_until(  # the analyst's refusal is an entry too: wait for the operator's
+        lambda e: e.action == "delivery.approve" and sub in e.target and e.outcome == "ok"
+    )
     assert approved and approved[0].user == "olga" and approved[0].role == OPERATOR
     assert approved[0].outcome == "ok" and approved[0].target == f"1 held delivery(ies) of {sub}"
     assert "dave@dl.example" in approved[0].message
