@@ -126,7 +126,16 @@ def test_a_chunk_size_below_one_is_refused():
 # ---- the progress tracker ----------------------------------------------------------------
 
 
-def test_progress_counts_and_estimates_the_rest():
+@pytest.fixture
+def no_artifacts(monkeypatch) -> list[float]:
+    """Progress writes, kept here instead of sent: these tests are about the counting."""
+    writes: list[float] = []
+    for name in ("create_progress_artifact", "update_progress_artifact"):
+        monkeypatch.setattr(f"flows.progress.{name}", lambda **kw: writes.append(kw["progress"]))
+    return writes
+
+
+def test_progress_counts_and_estimates_the_rest(no_artifacts):
     tracker = ProgressTracker(total=10)
     assert tracker.eta_range() is None and "ETA pending" in tracker.describe()
     tracker.record("skipped")  # found unchanged: takes no time, so sets no pace
@@ -141,7 +150,7 @@ def test_progress_counts_and_estimates_the_rest():
     assert tracker.describe().startswith("6 of 10 done (1 unchanged), 1 failed, ETA ")
 
 
-def test_the_first_eta_comes_from_history_and_is_a_range():
+def test_the_first_eta_comes_from_history_and_is_a_range(no_artifacts):
     tracker = ProgressTracker(total=105, history_item_s=(1.5, 2.5))
     tracker.record("rendered")  # one item is no pace yet (it paid for the start-up)
     assert tracker.eta_range() == (104 * 1.5, 104 * 2.5)
