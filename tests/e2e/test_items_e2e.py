@@ -374,6 +374,14 @@ def test_typing_a_business_key_into_the_search_box_finds_the_item(page, stack, b
     open_page(page, f"{stack.dashboard_url}/items")
     type_into(page, "items_search", f"carrier={BROKEN} month={MONTHS[1]}")
     expect(page.get_by_text("1 items", exact=True)).to_be_visible()
-    (row,) = dataframe_rows(page.locator('[data-testid="stDataFrame"]'))
+    # The caption is written during the script run; the grid redraws after it, so for a
+    # moment it can still show the unfiltered rows.
+    frame = page.locator('[data-testid="stDataFrame"]')
+
+    def one_row():
+        rows = dataframe_rows(frame)
+        return rows if len(rows) == 1 else None
+
+    (row,) = poll("the grid to show the one matching item", one_row, timeout_s=30, every_s=0.5)
     assert row["Item"] == key_of(BROKEN, MONTHS[1]) and row["Status"] == "❌ failed", row
     assert f"carrier {BROKEN} is marked broken" in row["Error"], row
