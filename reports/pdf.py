@@ -2,11 +2,21 @@
 
 One FontConfiguration and one parsed CSS object per stylesheet are kept per
 process: re-creating them for every PDF roughly doubles the render time.
+
+Python's cyclic garbage collector is paused while WeasyPrint lays out and writes a
+PDF, and what the render allocated is collected in one pass at its end. Otherwise its
+few hundred thousand allocations trigger dozens of collections that each walk the
+render's live boxes again (and now and then the whole heap): about 15 % of the CPU of
+a carrier-monthly render (docs/BENCHMARKS.md, "PDF render speed (second round)"). The
+same garbage is freed, at the end of the render instead of along the way.
 """
 
 from __future__ import annotations
 
+import gc
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +36,9 @@ class RenderedPdf:
 _lock = threading.Lock()
 _font_config: FontConfiguration | None = None
 _css_cache: dict[tuple, CSS] = {}
+_gc_lock = threading.Lock()
+_gc_renders = 0  # renders under way in this process, across threads
+_gc_was_enabled = False
 
 
 def _fonts() -> FontConfiguration:
@@ -58,15 +71,48 @@ def render_pdf(
 ) -> RenderedPdf:
     """Lay out `html` and write a tagged PDF; blocked resources raise BlockedFetchError."""
     fetcher = SandboxedFetcher(allowed_roots)
-    try:
-        sheets = [_stylesheet(path, fetcher) for path in stylesheets]
-        document = HTML(
-            string=html, base_url=base_dir.resolve().as_uri() + "/", url_fetcher=fetcher
-        ).render(font_config=_fonts(), stylesheets=sheets, pdf_tags=True)
-        data = document.write_pdf(pdf_tags=True)
-    except FetchBlocked as blocked:
-        raise blocked.to_report_error(report) from None
+    with _gc_paused():
+        try:
+            return _render(
+                html, base_dir, [_stylesheet(path, fetcher) for path in stylesheets], fetcher
+            )
+        except FetchBlocked as blocked:
+            raise blocked.to_report_error(report) from None
+
+
+def _render(html: str, base_dir: Path, sheets: list[CSS], fetcher: SandboxedFetcher) -> RenderedPdf:
+    document = HTML(
+        string=html, base_url=base_dir.resolve().as_uri() + "/", url_fetcher=fetcher
+    ).render(font_config=_fonts(), stylesheets=sheets, pdf_tags=True)
+    data = document.write_pdf(pdf_tags=True)
     return RenderedPdf(data=data, pages=len(document.pages), text_chars=_text_chars(document))
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No automatic cyclic collection while a render runs; one of its objects after it.
+
+    Threads may render at once: automatic collection stays off until the last of them
+    ends, and is switched back on only if it was on before the first began. Every
+    render still collects at its end, so overlapping renders never let garbage pile up.
+    """
+    global _gc_renders, _gc_was_enabled
+    with _gc_lock:
+        if _gc_renders == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_renders += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_renders -= 1
+            if _gc_renders == 0 and _gc_was_enabled:
+                gc.enable()
+        # Everything allocated since the pause is still in the youngest generation: one
+        # pass over it frees the render's reference cycles (its boxes, pages, layouts),
+        # and nothing older is walked.
+        gc.collect(0)
 
 
 def _text_chars(document) -> int:
