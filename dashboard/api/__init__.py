@@ -12,6 +12,7 @@ the output store's manifests, not from Prefect (`list_outputs`, `find_output`).
 """
 
 from dashboard.api._batches import failed_items
+from dashboard.api._connection import connect
 from dashboard.api._detail import (
     MAX_DETAIL_CALLS,
     ArtifactView,
@@ -74,11 +75,14 @@ from dashboard.api._outputs import (
 )
 from dashboard.api._overview import (
     MAX_CALLS,
+    OverviewReads,
     active_batches,
+    finish_overview,
     health,
     kpis,
     overview,
     run_history,
+    start_overview,
 )
 from dashboard.api._progress import ParsedProgress, parse_progress
 from dashboard.api._runs import filter_choices, runs_page
@@ -88,7 +92,6 @@ from prefect_api import (  # the run history and its spike rule are shared with 
     Api,
     ApiConfig,
     ApiUnavailable,
-    connect,
     one_line,
 )
 
@@ -125,6 +128,7 @@ __all__ = [
     "OutputFile",
     "OutputLookupError",
     "Overview",
+    "OverviewReads",
     "ParsedProgress",
     "PoolHealth",
     "PoolRow",
@@ -149,6 +153,7 @@ __all__ = [
     "failed_items",
     "filter_choices",
     "find_output",
+    "finish_overview",
     "health",
     "kpis",
     "launchable_reports",
@@ -163,4 +168,5 @@ __all__ = [
     "run_detail",
     "run_history",
     "runs_page",
+    "start_overview",
 ]

@@ -220,3 +220,6 @@ class FilterChoices:
     work_queues: list[str]
     reports: list[str] = field(default_factory=list)
     deployment_ids: dict[str, str] = field(default_factory=dict)  # full name → id
+    # By id, for naming a page's runs without asking again (`runs_page(known=…)`).
+    flow_names: dict[str, str] = field(default_factory=dict)  # flow id → name
+    deployment_names: dict[str, str] = field(default_factory=dict)  # id → name alone

@@ -13,7 +13,8 @@ the list is cut), 1 progress artifacts (only when a batch runs).
 from __future__ import annotations
 
 import statistics
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,29 +62,60 @@ def overview(api: Api, window: Window) -> Overview:
     share. Those do not depend on each other, so they run side by side: the refresh
     then takes as long as its slowest read, not the sum of them.
     """
-    health_now = health(api)
     with ThreadPoolExecutor(max_workers=PARALLEL_READS) as pool:
-        history_read = pool.submit(
+        return finish_overview(start_overview(api, window, pool))
+
+
+@dataclass(frozen=True)
+class OverviewReads:
+    """An overview refresh under way: health checked, the other reads started in `pool`.
+
+    A page can draw each part as soon as its read is done (`batches` first, which is
+    quick) while the others are still being answered; `finish_overview` waits for all.
+    """
+
+    api: Api
+    window: Window
+    health: Health
+    batches: Future  # ActiveBatches
+    history: Future  # list[HistoryBucket]: both windows
+    completed: Future  # this window's latest completed runs
+    failed: Future  # this window's latest failed runs
+    previous: Future  # run times of the previous window's latest completed runs
+
+
+def start_overview(api: Api, window: Window, pool: ThreadPoolExecutor) -> OverviewReads:
+    """The health check, then every other read of `overview` started in `pool`."""
+    health_now = health(api)
+    return OverviewReads(
+        api=api,
+        window=window,
+        health=health_now,
+        batches=pool.submit(active_batches, api),
+        history=pool.submit(
             run_history, api, window.previous.start, window.end, window.length / HISTORY_BUCKETS
-        )
-        completed_read = pool.submit(
+        ),
+        completed=pool.submit(
             _insights.latest_finished, api, window, _insights.COMPLETED, "completed runs"
-        )
-        failed_read = pool.submit(
-            _insights.latest_finished, api, window, _insights.FAILED, "failed runs"
-        )
-        previous_read = pool.submit(_completed_durations, api, window.previous)
-        batches_read = pool.submit(active_batches, api)
-        history = history_read.result()
-        completed, failed = completed_read.result(), failed_read.result()
-        # One flow-name lookup labels both samples.
-        labelled = _insights.samples(api, completed + failed)
-        previous_durations, batches = previous_read.result(), batches_read.result()
+        ),
+        failed=pool.submit(_insights.latest_finished, api, window, _insights.FAILED, "failed runs"),
+        previous=pool.submit(_completed_durations, api, window.previous),
+    )
+
+
+def finish_overview(reads: OverviewReads) -> Overview:
+    """The overview, once the reads `start_overview` started are answered."""
+    api, window = reads.api, reads.window
+    history = reads.history.result()
+    completed, failed = reads.completed.result(), reads.failed.result()
+    # One flow-name lookup labels both samples.
+    labelled = _insights.samples(api, completed + failed)
+    previous_durations, batches = reads.previous.result(), reads.batches.result()
     completed_samples, failed_samples = labelled[: len(completed)], labelled[len(completed) :]
     durations = [s.duration_s for s in completed_samples if s.duration_s is not None]
     return Overview(
         window=window,
-        health=health_now,
+        health=reads.health,
         kpis=Kpis(
             current=_window_stats(api, window, history, durations),
             previous=_window_stats(api, window.previous, history, previous_durations),

@@ -2,7 +2,9 @@
 
 API calls per `runs_page()`: 1 CSRF token, 1 count, 1 page of runs (≤ 200), and for
 the page's rows 1 flows, 1 deployments (when any row has one), 1 progress artifacts:
-at most 6, whatever the number of runs. `filter_choices()` costs 4 or 5.
+at most 6, whatever the number of runs. `filter_choices()` costs 4 or 5; given to
+`runs_page(known=…)`, its names spare the flows and deployments reads whenever they
+name every run of the page (4 calls).
 
 Deployments are named in full (`batch/carrier-monthly`): `report/carrier-monthly` and
 `batch/carrier-monthly` share the name alone. A run's report is read from its name,
@@ -27,8 +29,11 @@ from reports.errors import ReportError
 PAGE = 200
 
 
-def runs_page(api: Api, query: RunQuery) -> RunsPage:
-    """The runs matching `query`, newest expected start first, and how many there are."""
+def runs_page(api: Api, query: RunQuery, known: FilterChoices | None = None) -> RunsPage:
+    """The runs matching `query`, newest expected start first, and how many there are.
+
+    `known`: the filter choices, whose flow and deployment names are used for the
+    runs they name (the others are read)."""
     from prefect.client.schemas.sorting import FlowRunSort
 
     limit = max(1, min(query.limit, PAGE))
@@ -43,7 +48,7 @@ def runs_page(api: Api, query: RunQuery) -> RunsPage:
             if offset < total
             else []
         )
-    flows, deployments, progress = _names_and_progress(api, runs)
+    flows, deployments, progress = _names_and_progress(api, runs, known)
     rows = [
         RunRow(
             id=str(run.id),
@@ -87,6 +92,11 @@ def filter_choices(api: Api) -> FilterChoices:
         work_queues=sorted({q.name for q in queues}),
         reports=_report_names(deployments),
         deployment_ids=by_full_name,
+        # Complete lists only: a name missing from a cut list must be read, not guessed.
+        flow_names={str(k): v for k, v in flow_names.items()} if len(flows) < PAGE else {},
+        deployment_names={str(d.id): d.name for d in deployments}
+        if len(deployments) < PAGE
+        else {},
     )
 
 
@@ -195,7 +205,9 @@ def _name_pattern(report: str, search: str) -> str:
     return f"{report} " if report else search
 
 
-def _names_and_progress(api: Api, runs: list) -> tuple[dict, dict, dict]:
+def _names_and_progress(
+    api: Api, runs: list, known: FilterChoices | None = None
+) -> tuple[dict, dict, dict]:
     """Flow and deployment names and latest progress percent of one page's runs."""
     from prefect.client.schemas.filters import (
         DeploymentFilter,
@@ -208,27 +220,32 @@ def _names_and_progress(api: Api, runs: list) -> tuple[dict, dict, dict]:
         return {}, {}, {}
     flow_ids = list({r.flow_id for r in runs})
     deployment_ids = list({r.deployment_id for r in runs if r.deployment_id})
+    flow_names = _known(flow_ids, known.flow_names if known else {})
+    deployment_names = _known(deployment_ids, known.deployment_names if known else {})
     with api.guard("flow and deployment names"):
-        flows = api.client.read_flows(flow_filter=FlowFilter(id=FlowFilterId(any_=flow_ids)))
-        deployments = (
-            api.client.read_deployments(
+        if flow_names is None:
+            flows = api.client.read_flows(flow_filter=FlowFilter(id=FlowFilterId(any_=flow_ids)))
+            flow_names = {f.id: f.name for f in flows}
+        if deployment_names is None:
+            deployments = api.client.read_deployments(
                 deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=deployment_ids)),
                 limit=PAGE,
             )
-            if deployment_ids
-            else []
-        )
+            deployment_names = {d.id: d.name for d in deployments}
     progress: dict[Any, float] = {}
     for run_id, artifact in latest_progress(api, [r.id for r in runs], "run progress").items():
         try:
             progress[run_id] = float(artifact.data)
         except (TypeError, ValueError):
             continue
-    return (
-        {f.id: f.name for f in flows},
-        {d.id: d.name for d in deployments},
-        progress,
-    )
+    return flow_names, deployment_names, progress
+
+
+def _known(ids: list, names: dict[str, str]) -> dict | None:
+    """Names of all `ids` from `names` (keyed by id as text); None when one is missing."""
+    if not all(str(i) in names for i in ids):
+        return None
+    return {i: names[str(i)] for i in ids}
 
 
 def _duration(run: Any) -> float | None:

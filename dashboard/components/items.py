@@ -27,7 +27,10 @@ def report_figure_tiles(figures: ReportFigures, window_text: str) -> None:
         help="The median, over reports, of each report's median render time in the window.",
     )
     if len(figures.by_report) > 1:
-        with st.expander("By report"):
+        by_report = st.expander("By report", key="report_figures_by_report", on_change="rerun")
+        with by_report:
+            if not by_report.open:  # drawn only when opened
+                return
             st.dataframe(
                 pd.DataFrame(
                     {

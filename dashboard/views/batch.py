@@ -2,7 +2,9 @@
 
 Opened as `batch?id=<batch run id>` (from Overview, Runs, an item, or a link). The
 items come from the item index; whether the run is alive comes from Prefect. The
-part that changes refreshes on its own while the batch runs.
+part that changes refreshes on its own while the batch runs. What is read is shared by
+every viewer for their refresh interval (`dashboard.components.shared`); the list of
+all items is drawn only when opened.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import components, controls
-from dashboard.api import ApiUnavailable, connect
+from dashboard.api import ApiConfig, ApiUnavailable, connect
 from dashboard.api._items import (
     STATUS_ORDER,
     BatchView,
@@ -22,15 +24,38 @@ from dashboard.api._items import (
     run_link,
 )
 from dashboard.api._matrix import axis_values, status_matrix
+from dashboard.components import shared
 from dashboard.components.matrix import status_matrix as matrix_table
 from dashboard.formatting import clock, duration, state_label
+from dashboard.run_controls import _RESULT as RUN_ACTION_RESULT  # set by an action, shown once
 from dashboard.run_controls import RunControlsTarget, run_controls
+from reports import get_settings
 from reports.contracts import BATCH_FLOW, ITEM_STATUS_ICONS, status_label
 from reports.index import IndexUnavailable
 
 MATRIX_ROWS_PER_PAGE = 40
 settings = controls.current()
+config = ApiConfig.from_env()
+index_url = get_settings().resolved_index_url
 st.title("Batch")
+
+
+def _fresh_for() -> float:
+    """How old a shared answer may be; none right after an action on the batch."""
+    if st.session_state.get(RUN_ACTION_RESULT) is not None:
+        shared.forget()
+        return 0.0
+    return shared.max_age()
+
+
+def _recent() -> list:
+    with connect(config) as api:
+        return recent_batch_views(api, limit=20)
+
+
+def _view(batch_id: str) -> BatchView | None:
+    with connect(config) as api:
+        return batch_view(api, batch_id)
 
 
 def _choose_batch() -> str | None:
@@ -39,8 +64,7 @@ def _choose_batch() -> str | None:
     if chosen:
         return chosen
     try:
-        with connect() as api:
-            recent = recent_batch_views(api, limit=20)
+        recent = shared.fresh(("recent batches", config, index_url), _fresh_for(), _recent)
     except (ApiUnavailable, IndexUnavailable) as error:
         components.api_banner(str(error))
         return None
@@ -57,9 +81,9 @@ def _choose_batch() -> str | None:
 
 
 def _load(batch_id: str) -> BatchView | None:
+    key = ("batch", config, index_url, batch_id)
     try:
-        with connect() as api:
-            return batch_view(api, batch_id)
+        return shared.fresh(key, _fresh_for(), lambda: _view(batch_id))
     except (ApiUnavailable, IndexUnavailable) as error:
         components.api_banner(str(error))
         return None
@@ -160,7 +184,12 @@ def _matrix(view: BatchView) -> None:
 
 
 def _all_items(view: BatchView) -> None:
-    with st.expander(f"All {len(view.items):,} items", expanded=False):
+    listing = st.expander(
+        f"All {len(view.items):,} items", key="batch_all_items", on_change="rerun"
+    )
+    with listing:
+        if not listing.open:  # drawn only when opened: a table of every item is heavy
+            return
         wanted = st.multiselect(
             "Status", STATUS_ORDER, format_func=status_label, key="batch_items_status"
         )

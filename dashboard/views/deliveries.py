@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import actions, auth, components
-from dashboard.api import ApiUnavailable, connect
+from dashboard.api import ApiConfig, ApiUnavailable, connect
 from dashboard.api._deliveries import (
     STATUSES,
     WAITING,
@@ -33,6 +33,7 @@ from dashboard.api._deliveries import (
     subscription_views,
 )
 from dashboard.api._items import age, item_link, when
+from dashboard.components import shared
 from dashboard.formatting import clock
 from reports import get_settings
 from reports.contracts import DELIVER_FLOW, deployment_name
@@ -78,14 +79,17 @@ def _ask(kind: str, question: str, subscription: str | None, ids: Sequence[str] 
 
 def _act(pending: dict) -> actions.ActionResult:
     kind, subscription, ids = pending["kind"], pending["subscription"], pending["ids"]
-    with connect() as api:
-        if kind == "approve":
-            return actions.approve_held(api, user, ids, subscription)
-        if kind == "discard":
-            return actions.discard_held(api, user, ids, subscription)
-        if kind == "resend":
-            return actions.resend_failed(api, user, subscription)
-        return actions.start_delivery(api, user, subscription)
+    try:
+        with connect() as api:
+            if kind == "approve":
+                return actions.approve_held(api, user, ids, subscription)
+            if kind == "discard":
+                return actions.discard_held(api, user, ids, subscription)
+            if kind == "resend":
+                return actions.resend_failed(api, user, subscription)
+            return actions.start_delivery(api, user, subscription)
+    finally:
+        shared.forget()  # every page shows what the action changed
 
 
 def _confirmation() -> None:
@@ -405,16 +409,26 @@ def _selection_bar(selected: list[LedgerRow]) -> None:
             st.rerun()
 
 
+def _deployments(config: ApiConfig) -> dict:
+    with connect(config) as api:
+        return deliver_deployments(api)
+
+
 def _page() -> None:
     result = st.session_state.pop(_RESULT, None)
     if result is not None:
         (st.success if result[0] else st.error)(result[1])
     _confirmation()
     _offer()
-    st.button("Refresh", key="deliveries_refresh", help="Read the ledger and Prefect again.")
+    refresh = st.button(
+        "Refresh", key="deliveries_refresh", help="Read the ledger and Prefect again."
+    )
+    config = ApiConfig.from_env()
+    fresh_for = 0.0 if refresh or result is not None else shared.max_age()
     try:
-        with connect() as api:
-            deployments = deliver_deployments(api)
+        deployments = shared.fresh(
+            ("deliver deployments", config), fresh_for, lambda: _deployments(config)
+        )
     except ApiUnavailable as exc:
         components.api_banner(str(exc))
         deployments = None

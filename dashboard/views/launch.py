@@ -25,6 +25,7 @@ from dashboard.api import (
     launchable_reports,
 )
 from dashboard.auth import ANALYST, PermissionDenied, current_user, require
+from dashboard.components import shared
 
 SINGLE, BATCH = "single", "batch"
 MODES = {SINGLE: "Single run", BATCH: "Batch over a dimension"}
@@ -120,6 +121,7 @@ def _submit(config: ApiConfig, target: LaunchTarget, parameters: dict) -> tuple[
             )
     except ApiUnavailable as exc:
         return False, str(exc), ""
+    shared.forget()  # the new run shows on every page at once
     link = f"[open run {run.name}](run?id={run.id})"
     shown = what.replace("*", "\\*")  # "carrier=*" must not turn into markdown emphasis
     return True, f"Started {shown} from {run.deployment}: {link}.", f"Run started: {link}"

@@ -3,6 +3,8 @@
 Operators pause and resume pools, queues, deployments and schedules, each after a
 confirmation; analysts read the same page without the buttons. Every action goes
 through `dashboard.actions`, which checks the role and writes the audit entry.
+What is read is shared by every viewer for their refresh interval
+(`dashboard.components.shared`); "Refresh" and every action read it again.
 """
 
 from __future__ import annotations
@@ -13,8 +15,16 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import actions, auth
-from dashboard.api import ApiUnavailable, AuditEntry, DeploymentRow, Operations, connect, operations
-from dashboard.components import api_banner
+from dashboard.api import (
+    ApiConfig,
+    ApiUnavailable,
+    AuditEntry,
+    DeploymentRow,
+    Operations,
+    connect,
+    operations,
+)
+from dashboard.components import api_banner, shared
 from dashboard.formatting import clock, pool_label
 
 _PENDING = "ops_pending"  # {"kind", "args", "question"} awaiting confirmation, per user
@@ -27,7 +37,10 @@ user = auth.current_user()
 st.title("Operations")
 if not user.is_operator:
     st.info(f"Read-only: pausing and resuming need the operator role; you are an {user.role}.")
-st.button("Refresh", key="ops_refresh", help="Read pools, queues, workers and the audit again.")
+refresh = st.button(
+    "Refresh", key="ops_refresh", help="Read pools, queues, workers and the audit again."
+)
+config = ApiConfig.from_env()
 
 
 def _ask(kind: str, question: str, **args: Any) -> None:
@@ -67,10 +80,11 @@ def _confirmation() -> None:
         if yes.button("Confirm", key="ops_confirm", type="primary", help="Do it now."):
             auth.forget(_PENDING)
             try:
-                with connect() as api:
+                with connect(config) as api:
                     result = _act(api, pending)
             except ApiUnavailable as exc:
                 result = actions.ActionResult(False, str(exc))
+            shared.forget()  # every page shows what the action changed
             st.session_state[_RESULT] = (result.ok, result.message)
             st.rerun()
         if no.button("Keep as is", key="ops_keep", help="Close this question; nothing changes."):
@@ -214,15 +228,19 @@ def _audit(entries: list[AuditEntry]) -> None:
     st.dataframe(frame, hide_index=True, width="stretch", key="ops_audit")
 
 
+def _read() -> tuple[Operations, list[AuditEntry]]:
+    with connect(config) as api:
+        return operations(api), actions.audit_log(api, AUDIT_ROWS)
+
+
 def _page() -> None:
     result = st.session_state.pop(_RESULT, None)
     if result is not None:
         (st.success if result[0] else st.error)(result[1])
     _confirmation()
+    fresh_for = 0.0 if refresh or result is not None else shared.max_age()
     try:
-        with connect() as api:
-            data = operations(api)
-            entries = actions.audit_log(api, AUDIT_ROWS)
+        data, entries = shared.fresh(("operations", config), fresh_for, _read)
     except ApiUnavailable as exc:
         api_banner(str(exc))
         return

@@ -1,11 +1,19 @@
 """Overview: health, batches (running ones with their progress, then the latest with their
 outcome), figures in reports for the window, then runs: KPIs against the previous
 window, runs over time, run time by report, and insights (slow runs, failure spikes,
-failures by error with a retry)."""
+failures by error with a retry).
+
+One refresh is shared by every viewer for their refresh interval
+(`dashboard.components.shared`). When it has to be read, each part is drawn as soon
+as its reads are answered (health, then batches, then the runs), so the browser
+draws while the slower reads of the run samples are still under way. (Two viewers
+who open it at the same moment both read it; the answer kept is the later one.)
+"""
 
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import streamlit as st
@@ -17,20 +25,28 @@ from dashboard.api import (
     SLOW_MIN_RUNS,
     SPIKE_FACTOR,
     SPIKE_MIN_FAILED,
+    ActiveBatches,
+    ApiConfig,
     ApiUnavailable,
     FailureGroup,
+    Health,
     Overview,
     Window,
     connect,
-    overview,
+    finish_overview,
+    start_overview,
 )
 from dashboard.api._items import RecentBatch, ReportFigures, recent_batch_views, report_figures
+from dashboard.api._overview import PARALLEL_READS
+from dashboard.components import shared
 from dashboard.formatting import clock, window_label
+from reports import get_settings
 from reports.index import IndexUnavailable
 
 _LAST = "overview_last_good"
 _PENDING = "overview_retry_pending"  # (group key, run ids) awaiting confirmation, per user
 _RESULT = "overview_retry_result"  # (ok, message) of the last group retry
+_REFRESH = "overview_refresh"  # the "Refresh now" button: read again, whatever the age
 MAX_GROUPS = 10
 NO_RETRY = (
     "↩️ Started from the CLI: re-run with `reportrunner batch …`; only deployment runs "
@@ -38,6 +54,7 @@ NO_RETRY = (
 )
 
 settings = controls.current()
+config = ApiConfig.from_env()
 window_text = window_label(settings.window.total_seconds() / 3600)
 st.title("Overview")
 
@@ -60,22 +77,64 @@ def _items_view(api, window: Window) -> _ItemsView:
         return _ItemsView([], None, str(exc))
 
 
-def _render(data: Overview, items: _ItemsView) -> None:
+@dataclass(frozen=True)
+class _Shown:
+    """One refresh: what the page draws, and the API calls it took."""
+
+    data: Overview
+    items: _ItemsView
+    calls: int
+
+
+def _render(shown: _Shown) -> None:
+    _health(shown.data.health)
+    _batches(shown.data.batches, shown.items)
+    _figures(shown.items)
+    _runs(shown.data)
+    _updated(shown)
+
+
+def _read_and_render(window: Window) -> _Shown:
+    """Read one refresh, drawing each part as soon as what it shows is answered."""
+    with connect(config) as api, ThreadPoolExecutor(max_workers=PARALLEL_READS + 1) as pool:
+        reads = start_overview(api, window, pool)  # the health check, then the rest started
+        items_read = pool.submit(_items_view, api, window)
+        _health(reads.health)
+        items = items_read.result()
+        _batches(reads.batches.result(), items)
+        _figures(items)
+        data = finish_overview(reads)
+        _runs(data)
+        shown = _Shown(data, items, api.calls)
+    _updated(shown)
+    return shown
+
+
+def _health(health: Health) -> None:
     st.subheader(
         "Health", help="Is the Prefect API up, can workers pick up runs, is anything late."
     )
-    components.health_strip(data.health)
+    components.health_strip(health)
+
+
+def _batches(batches: ActiveBatches, items: _ItemsView) -> None:
     st.subheader("Batches", help="Running batches with their progress, then the latest ones.")
-    components.active_batches(data.batches)
+    components.active_batches(batches)
     if items.error:
         st.caption(f"⚠️ {items.error}")
     components.recent_batches_table(items.batches)
+
+
+def _figures(items: _ItemsView) -> None:
     if items.figures is not None:
         st.subheader(
             f"Reports in the {window_text}",
             help="Report items, not flow runs: a batch of 192 reports counts 192 here.",
         )
         components.report_figure_tiles(items.figures, window_text)
+
+
+def _runs(data: Overview) -> None:
     st.subheader(
         f"Runs in the {window_text}",
         help="Flow runs by the time they were expected to start; the small figures compare "
@@ -93,7 +152,12 @@ def _render(data: Overview, items: _ItemsView) -> None:
     components.duration_chart(data.insights.durations)
     st.subheader("Insights", help="What stands out in the window, read from the same samples.")
     _insights(data)
-    st.caption(f"Updated {clock(data.health.checked_at)} with {data.calls} Prefect API calls.")
+
+
+def _updated(shown: _Shown) -> None:
+    st.caption(
+        f"Updated {clock(shown.data.health.checked_at)} with {shown.calls} Prefect API calls."
+    )
 
 
 def _insights(data: Overview) -> None:
@@ -208,11 +272,13 @@ def _retry_pending() -> None:
     run_ids = pending[1]
     user = auth.current_user()
     try:
-        with connect() as api:
+        with connect(config) as api:
             results = [actions.retry_run(api, user, run_id) for run_id in run_ids]
     except ApiUnavailable as exc:
         st.session_state[_RESULT] = (False, str(exc))
         return
+    finally:
+        shared.forget()  # every page shows the runs as they are after the retry
     done = sum(r.ok for r in results)
     refused = next((r.message for r in results if not r.ok), None)
     message = f"Retry queued for {done} of {len(run_ids)} runs."
@@ -223,22 +289,30 @@ def _retry_pending() -> None:
 
 @st.fragment(run_every=settings.run_every)
 def _live() -> None:
-    try:
-        with connect() as api:
-            data = overview(api, Window.last(settings.window))
-            items = _items_view(api, data.window)
-    except ApiUnavailable as exc:
-        last: Overview | None = st.session_state.get(_LAST)
-        components.api_banner(str(exc), last.health.checked_at if last else None)
-        if last is not None:
-            _render(last, _items_view(None, last.window))
-        return
-    st.session_state[_LAST] = data
-    _render(data, items)
+    key = ("overview", config, settings.window, get_settings().resolved_index_url)
+    fresh_for = 0.0 if st.session_state.get(_REFRESH) else shared.max_age()
+    shown: _Shown | None = shared.peek(key, fresh_for)
+    if shown is not None:
+        _render(shown)
+    else:
+        started = shared.now()
+        slot = st.empty()  # a refresh that fails half-way leaves nothing half-drawn
+        try:
+            with slot.container():
+                shown = _read_and_render(Window.last(settings.window))
+        except ApiUnavailable as exc:
+            slot.empty()
+            last: Overview | None = st.session_state.get(_LAST)
+            components.api_banner(str(exc), last.health.checked_at if last else None)
+            if last is not None:
+                _render(_Shown(last, _items_view(None, last.window), last.calls))
+            return
+        shared.put(key, shown, started)
+    st.session_state[_LAST] = shown.data
     if not settings.auto_refresh:
         st.button(
             "Refresh now",
-            key="overview_refresh",
+            key=_REFRESH,
             help="Auto-refresh is off: read the figures again.",
         )
 

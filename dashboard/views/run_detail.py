@@ -1,4 +1,8 @@
-"""Run detail (`run?id=<uuid>`): one run's state, error, timeline, logs, artifacts, outputs."""
+"""Run detail (`run?id=<uuid>`): one run's state, error, timeline, logs, artifacts, outputs.
+
+What the API says of a run is shared by every viewer of it for their refresh interval
+(`dashboard.components.shared`); after an action on it, the page reads it again.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import streamlit as st
 
 from dashboard import components, controls, previews
 from dashboard.api import (
+    ApiConfig,
     ApiUnavailable,
     ArtifactView,
     Output,
@@ -24,7 +29,9 @@ from dashboard.api import (
     parse_run_id,
     run_detail,
 )
+from dashboard.components import shared
 from dashboard.formatting import clock, deployment_text, duration, short_clock, state_label
+from dashboard.run_controls import _RESULT as RUN_ACTION_RESULT  # set by an action, shown once
 from dashboard.run_controls import RunControlsTarget, run_controls
 from reports import get_settings
 from reports.contracts import BATCH_FLOW, BATCH_ITEMS, REPORT_FLOW, item_row_params
@@ -37,6 +44,8 @@ MESSAGE_PX = 380  # log and error messages: with the other columns, 820 px (at 1
 _INPUT = "run_id_input"
 _URL_SEEN = "run_id_url_seen"  # the ?id= last copied into the input
 _LEVEL = "run_log_level"
+_TAB = "run_tab"
+TABS = ["Outputs", "Timeline", "Logs", "Artifacts", "Parameters"]
 _DRAWN = "run_detail_drawn_at"
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
 
@@ -213,8 +222,7 @@ def _logs(detail: RunDetail) -> None:
     st.selectbox(
         "Show lines from level",
         list(LOG_LEVELS),
-        index=1,
-        key=_LEVEL,
+        key=_LEVEL,  # INFO until chosen (`_page`)
         help="Error and critical lines are always listed first; the rest follow, newest first.",
     )
     logs = detail.logs
@@ -424,7 +432,14 @@ def _live(head: RunHeader) -> None:
     _tick()
 
 
+def _read(config: ApiConfig, run_id: str, level: int) -> RunDetail | None:
+    with connect(config) as api:
+        return run_detail(api, run_id, min_level=level)
+
+
 def _page() -> None:
+    # The level's widget is in the Logs tab, drawn only when open: its choice is kept.
+    st.session_state[_LEVEL] = st.session_state.get(_LEVEL, "INFO")
     _follow_url()
     st.text_input(
         "Flow run id",
@@ -439,9 +454,17 @@ def _page() -> None:
         (st.error if st.session_state.get(_INPUT, "").strip() else st.info)(str(exc))
         return
     level = LOG_LEVELS.get(st.session_state.get(_LEVEL, "INFO"), 20)
+    # An action on the run was just done (its result waits to be shown): read it again.
+    acted = st.session_state.get(RUN_ACTION_RESULT) is not None
+    if acted:
+        shared.forget()
+    config = ApiConfig.from_env()
     try:
-        with connect() as api:
-            detail = run_detail(api, run_id, min_level=level)
+        detail = shared.fresh(
+            ("run", config, run_id, level),
+            0.0 if acted else shared.max_age(),
+            lambda: _read(config, run_id, level),
+        )
     except ApiUnavailable as exc:
         components.api_banner(str(exc))
         return
@@ -454,19 +477,24 @@ def _page() -> None:
         RunControlsTarget(id=head.id, name=head.name, state_type=head.state_type, flow=head.flow)
     )
     _error(detail)
-    outputs, timeline, logs, artifacts, parameters = st.tabs(
-        ["Outputs", "Timeline", "Logs", "Artifacts", "Parameters"]
-    )
+    # Only the open tab is drawn (a chart, tables and a JSON viewer cost the browser
+    # more than everything else on the page); choosing another tab draws it.
+    outputs, timeline, logs, artifacts, parameters = st.tabs(TABS, key=_TAB, on_change="rerun")
     with outputs:
-        _outputs(detail, get_settings().resolved_output_url)
+        if outputs.open:
+            _outputs(detail, get_settings().resolved_output_url)
     with timeline:
-        _timeline(detail)
+        if timeline.open:
+            _timeline(detail)
     with logs:
-        _logs(detail)
+        if logs.open:
+            _logs(detail)
     with artifacts:
-        _artifacts(detail.artifacts)
+        if artifacts.open:
+            _artifacts(detail.artifacts)
     with parameters:
-        st.json(head.parameters, expanded=True)
+        if parameters.open:
+            st.json(head.parameters, expanded=True)
     st.caption(f"Read at {clock(datetime.now(UTC))} with {detail.calls} Prefect API calls.")
     _live(head)
 

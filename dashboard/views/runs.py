@@ -2,6 +2,8 @@
 
 Select one run to open its detail page; operators select several for bulk retry,
 cancel or delete, each confirmed with the count and audited by `dashboard.actions`.
+A page of runs is shared by every viewer of the same filters for their refresh
+interval (`dashboard.components.shared`); an action reads it again.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from dashboard.api import (
     FilterChoices,
     RunQuery,
     RunRow,
+    RunsPage,
     connect,
     filter_choices,
     runs_page,
 )
+from dashboard.components import shared
 from dashboard.formatting import STATE_TYPES, state_label, window_label
 from reports.contracts import BATCH_FLOW, CHUNK_FLOW, REPORT_FLOW
 
@@ -143,14 +147,20 @@ def _turn(step: int) -> None:
     st.session_state[_PAGE_NO] = max(0, st.session_state.get(_PAGE_NO, 0) + step)
 
 
+def _read_page(offset: int) -> RunsPage:
+    since = datetime.now(UTC) - timedelta(hours=hours) if hours else None
+    with connect(config) as api:
+        return runs_page(api, replace(filters, since=since, offset=offset), known=choices)
+
+
 @st.fragment(run_every=settings.run_every)
 def _table() -> None:
     number = st.session_state.get(_PAGE_NO, 0)
-    since = datetime.now(UTC) - timedelta(hours=hours) if hours else None
-    query = replace(filters, since=since, offset=number * page_size)
+    # Just acted: read again (the action also dropped every shared answer).
+    fresh_for = 0.0 if st.session_state.get(_RESULT) else shared.max_age()
+    key = ("runs", config, filters, hours, number * page_size)
     try:
-        with connect(config) as api:
-            page = runs_page(api, query)
+        page = shared.fresh(key, fresh_for, lambda: _read_page(number * page_size))
     except ApiUnavailable as exc:
         components.api_banner(str(exc))
         return
@@ -236,6 +246,8 @@ def _bulk(user: auth.User, action: str, ids: list[str]) -> tuple[bool, str]:
             results = [act(api, user, run_id) for run_id in ids]
     except ApiUnavailable as exc:
         return False, str(exc)
+    finally:
+        shared.forget()  # every page shows the runs as they are after the action
     done = sum(r.ok for r in results)
     verb = "Retried" if action == "retry" else "Cancelling"
     message = f"{verb} {done} of {len(ids)} run(s)."

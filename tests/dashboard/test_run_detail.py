@@ -47,6 +47,12 @@ def _detail_page(run_id: str) -> AppTest:
     return at
 
 
+def _tab(at: AppTest, name: str) -> AppTest:
+    """Open a tab of the page: only the open one is drawn."""
+    at.session_state["run_tab"] = name
+    return at.run()
+
+
 def _frame(at: AppTest, first_column: str):
     return next(d.value for d in at.dataframe if d.value.columns[0] == first_column)
 
@@ -63,11 +69,15 @@ def test_completed_report_shows_state_parameters_timeline_artifacts(real_runs):
     assert not at.exception and not at.error
     state = next(m for m in at.metric if m.label == "State")
     assert state.value == "✅ Completed"
+    assert not at.json and not at.get("vega_lite_chart")  # only the open tab is drawn
+    _tab(at, "Parameters")
     assert '"carrier": "AS"' in at.json[0].value and '"month": "2013-01"' in at.json[0].value
+    _tab(at, "Timeline")
     tasks = _frame(at, "Task")
     assert [name.rsplit("-", 1)[0] for name in tasks["Task"]] == STAGES  # in start order
     assert set(tasks["State"]) == {"✅ Completed"} and set(tasks["Attempts"]) == {1}
     assert at.get("vega_lite_chart"), "the task gantt chart is drawn"
+    _tab(at, "Artifacts")
     texts = _texts(at)
     assert "Carrier monthly performance" in texts  # the markdown summary artifact
     assert "carrier-monthly-progress: publish done" in [p.proto.text for p in at.get("progress")]
@@ -112,21 +122,23 @@ def test_failed_report_shows_its_one_line_error_traceback_and_errors_first(real_
     assert traceback.rstrip().endswith(
         "not one of: 9E, AA, AS, B6, DL, EV, F9, FL, HA, MQ, OO, UA, US, VX, WN, YV"
     )
-    logs = _frame(at, "Time (UTC)")
+    assert "this run produced none" in " ".join(i.value for i in at.info)
+    logs = _frame(_tab(at, "Logs"), "Time (UTC)")
     assert logs["Level"].iloc[0] == "❌ ERROR"
     assert "ParameterError" in logs["Message"].iloc[0]
     assert set(logs["Level"].iloc[1:]) == {"ℹ️ INFO"}
     assert logs["Time (UTC)"].iloc[1] > logs["Time (UTC)"].iloc[2]  # the rest newest first
-    assert "this run produced none" in " ".join(i.value for i in at.info)
 
 
 def test_log_level_filter_keeps_errors_first(real_runs):
-    at = _detail_page(_run_id(real_runs["report-bad"]))
+    at = _tab(_detail_page(_run_id(real_runs["report-bad"])), "Logs")
     at.selectbox(key="run_log_level").set_value("ERROR").run()
     assert not at.exception
     assert set(_frame(at, "Time (UTC)")["Level"]) == {"❌ ERROR"}
     at.selectbox(key="run_log_level").set_value("WARNING").run()
     assert set(_frame(at, "Time (UTC)")["Level"]) == {"❌ ERROR"}  # no warnings were logged
+    _tab(_tab(at, "Parameters"), "Logs")  # the chosen level outlives its tab being closed
+    assert at.selectbox(key="run_log_level").value == "WARNING"
 
 
 def test_batch_shows_progress_chunk_subflow_items_and_an_item_preview(real_runs, media):
@@ -134,10 +146,6 @@ def test_batch_shows_progress_chunk_subflow_items_and_an_item_preview(real_runs,
     assert not at.exception and not at.error
     progress = [p.proto.text for p in at.get("progress")]
     assert "2 of 2 done, 0 failed" in progress
-    chunks = _frame(at, "Subflow")
-    assert list(chunks["Subflow"]) == ["carrier-monthly chunk 1/1"]
-    assert list(chunks["Task runs"]) == [2]  # items_per_task=1: a render task per item
-    assert chunks["Detail"].iloc[0].startswith("run?id=")
     items = _frame(at, "Item")
     assert list(items["Item"]) == ["carrier=AS month=2013-02", "carrier=AS month=2013-03"]
     assert set(items["Status"]) <= {"✅ rendered", "⏭️ unchanged"}
@@ -147,6 +155,10 @@ def test_batch_shows_progress_chunk_subflow_items_and_an_item_preview(real_runs,
     pdf_button = next(b for b in at.download_button if b.label.startswith("Download PDF"))
     pdf = PdfReader(io.BytesIO(_served(media, pdf_button.proto.url)))
     assert "in 2013-03." in pdf.pages[0].extract_text()
+    chunks = _frame(_tab(at, "Timeline"), "Subflow")
+    assert list(chunks["Subflow"]) == ["carrier-monthly chunk 1/1"]
+    assert list(chunks["Task runs"]) == [2]  # items_per_task=1: a render task per item
+    assert chunks["Detail"].iloc[0].startswith("run?id=")
 
 
 def test_running_batch_shows_its_live_progress(seeded):
@@ -165,7 +177,7 @@ def test_chunk_links_back_to_its_batch(real_runs):
     at = _detail_page(batch.subflows[0].id)
     assert not at.exception and not at.error
     assert f"[its parent run](run?id={batch.header.id})" in _texts(at)
-    tasks = _frame(at, "Task")
+    tasks = _frame(_tab(at, "Timeline"), "Task")
     assert sorted(tasks["Task"]) == [
         "render carrier=AS month=2013-02",
         "render carrier=AS month=2013-03",

@@ -420,14 +420,14 @@ def only_this_modules_failures(walk, monkeypatch):
     """The overview shows ten failure groups: keep this module's, whatever else failed."""
     import dashboard.api
 
-    real = dashboard.api.overview
+    real = dashboard.api.finish_overview  # the page draws what this returns
 
-    def overview(api, window):
-        data = real(api, window)
+    def finish_overview(reads):
+        data = real(reads)
         groups = [g for g in data.insights.failure_groups if walk.report in g.signature]
         return replace(data, insights=replace(data.insights, failure_groups=groups))
 
-    monkeypatch.setattr(dashboard.api, "overview", overview)
+    monkeypatch.setattr(dashboard.api, "finish_overview", finish_overview)
 
 
 def test_overview_failure_groups_of_cli_runs_say_why_and_name_their_runs(
@@ -562,11 +562,15 @@ def test_run_detail_draws_every_task_row_and_wraps_log_messages(walk):
         )
     at = _page("run_detail", id=run_id)
     assert not at.error
+    at.session_state["run_tab"] = "Timeline"  # only the open tab is drawn
+    at.run()
     timeline = next(
         c for c in _charts(at) if c.get("encoding", {}).get("y", {}).get("field") == "row"
     )
     assert timeline["height"] == timeline_height(5)
     assert timeline["encoding"]["color"]["scale"]["domain"] == ["✅ Completed"]
+    at.session_state["run_tab"] = "Logs"
+    at.run()
     logs = next(d for d in at.dataframe if "Time (UTC)" in d.value.columns)
     assert logs.proto.row_height > 64  # Streamlit wraps text in rows taller than 4 rem
     order = list(logs.proto.column_order)
