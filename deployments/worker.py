@@ -9,6 +9,16 @@ waits for the API and for its flow runs. And it did nothing at all where the wor
 inherited SIGINT ignored (a CI runner, `cmd &` in a script), so the child gets SIGINT
 back to default. One SIGTERM ends the worker and its flow runs within `STOP_GRACE_S`
 plus about a second, whatever the worker does.
+
+The child is Prefect's own `worker start`, with two changes for latency (measured in
+docs/BENCHMARKS.md, "Click to PDF"):
+
+- it asks for scheduled runs every `DEFAULT_QUERY_S` second instead of Prefect's 10
+  (PREFECT_WORKER_QUERY_SECONDS in the environment wins);
+- it starts flow runs warm (`flows.warm_start`): a process that has imported Prefect,
+  pandas, WeasyPrint and the flows once forks each flow-run process, instead of two
+  new interpreters importing all of it per run. REPORTRUNNER_WARM_START=0 turns that
+  off (Prefect's own start: its workspace supervisor, then `python -m prefect.engine`).
 """
 
 from __future__ import annotations
@@ -17,8 +27,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from deployments.processes import descendants, kill_pids, kill_tree, service_preexec
 from deployments.topology import WORK_POOL
@@ -29,20 +41,21 @@ STOP_GRACE_S = 10.0
 EXIT_FORCED_STOP = 124
 _POLL_S = 0.2
 # Seconds between the worker's queries for scheduled runs (Prefect's default: 10). One
-# query covers every queue of the pool (docs/BENCHMARKS.md, "Click to PDF").
+# query covers every queue of the pool; an idle worker makes one request per interval.
 DEFAULT_QUERY_S = 1
 QUERY_VARIABLE = "PREFECT_WORKER_QUERY_SECONDS"
+WARM_START_VARIABLE = "REPORTRUNNER_WARM_START"
+WARM_START_SCRIPT = Path(__file__).resolve().parents[1] / "flows" / "warm_start.py"
 
 
 def worker_command(
     *, name: str | None, limit: int | None, pool: str = WORK_POOL, healthcheck: bool = True
 ) -> list[str]:
+    """`python -m deployments.worker …`: Prefect's `worker start` with these options (`main`)."""
     command = [
         sys.executable,
         "-m",
-        "prefect",
-        "worker",
-        "start",
+        "deployments.worker",
         "--pool",
         pool,
         "--type",
@@ -61,8 +74,6 @@ def worker_environment(healthcheck_port: int) -> dict[str, str]:
     # Each worker's health endpoint needs its own port when several share a host.
     # Flow runs inherit this environment, and with it their heartbeat interval.
     return {
-        # A run waits half the query interval on average: 1 s instead of Prefect's 10 s
-        # (an idle worker then makes about one request a second). The environment wins.
         QUERY_VARIABLE: str(DEFAULT_QUERY_S),
         **os.environ,
         "PREFECT_WORKER_WEBSERVER_HOST": "127.0.0.1",
@@ -138,6 +149,115 @@ def _run_until_stopped(
     kill_pids(held)
     code = child.returncode
     return code if code >= 0 else 128 - code
+
+
+# ---- the Prefect worker, starting flow runs warm ---------------------------------------
+
+
+def warm_start_enabled() -> bool:
+    return os.environ.get(WARM_START_VARIABLE, "1").strip().lower() not in {"0", "false", "off"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Prefect's `prefect worker start ARGV…`, its process worker starting runs warm."""
+    if warm_start_enabled():
+        _register_warm_worker()
+    from prefect.cli import app
+
+    sys.argv = [sys.argv[0], "worker", "start", *(sys.argv[1:] if argv is None else argv)]
+    app()
+
+
+class WarmProcess:
+    """The worker's pre-imported process (`flows.warm_start serve`), renewed when it retires.
+
+    It is started with the worker, imports for a few seconds (runs start cold until its
+    socket appears), and retires by itself when the project's code on disk changes; the
+    next run then starts a new one. It exits with the worker.
+    """
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="reportrunner-warm-"))
+        self.generation = 0
+        self.process: subprocess.Popen | None = None
+        self.ready = False
+        self.retiring: list[subprocess.Popen] = []
+
+    @property
+    def socket_path(self) -> Path:
+        return self.folder / f"warm-{self.generation}.sock"
+
+    def start(self) -> None:
+        from prefect.settings import get_current_settings
+
+        self.generation += 1
+        self.ready = False
+        # The environment a flow-run process gets from the worker, less its own keys.
+        env = {
+            **os.environ,
+            **get_current_settings().to_environment_variables(exclude_unset=True),
+        }
+        serve = ["serve", str(self.socket_path), str(os.getpid())]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "flows.warm_start", *serve],
+            env={k: v for k, v in env.items() if v is not None},
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # signals to the worker's group are not for it
+        )
+
+    def command(self) -> str | None:
+        """The flow-run command: the client of the current warm process (started if needed)."""
+        from prefect.utilities.processutils import command_to_string
+
+        self.retiring = [p for p in self.retiring if p.poll() is None]
+        process = self.process
+        retired = process is not None and self.ready and not self.socket_path.exists()
+        if process is None or process.poll() is not None or retired:
+            if process is not None and process.poll() is None:
+                self.retiring.append(process)  # exits once its last run has
+            self.start()
+        self.ready = self.ready or self.socket_path.exists()
+        script = [sys.executable, "-I", "-S", str(WARM_START_SCRIPT)]
+        return command_to_string([*script, "connect", str(self.socket_path)])
+
+    def stop(self) -> None:
+        for process in [self.process, *self.retiring]:
+            if process is not None and process.poll() is None:
+                process.terminate()
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _register_warm_worker() -> None:
+    """Make `--type process` start `WarmProcessWorker`: defining it takes over Prefect's key."""
+    import warnings
+
+    from prefect.workers.process import ProcessWorker
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "… the existing type will be overridden": intended
+
+        class WarmProcessWorker(ProcessWorker):
+            type = "process"
+
+            async def setup(self) -> None:
+                await super().setup()
+                self._warm = WarmProcess()
+                self._warm.start()
+
+            async def teardown(self, *exc_info) -> None:
+                try:
+                    await super().teardown(*exc_info)
+                finally:
+                    self._warm.stop()
+
+            async def run(self, flow_run, configuration, task_status=None):
+                # A command set in the deployment's job variables is its own choice.
+                if not configuration._command_configured:
+                    configuration.command = self._warm.command()
+                    configuration._command_configured = True
+                return await super().run(flow_run, configuration, task_status)
 
 
 # ---- runs a dead worker leaves behind -------------------------------------------------
@@ -219,3 +339,9 @@ def _zombie_automation(heartbeat_s: int):
             )
         ],
     )
+
+
+if __name__ == "__main__":
+    from deployments.worker import main as _main  # the module, not a second copy as __main__
+
+    _main()

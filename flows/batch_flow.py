@@ -40,8 +40,8 @@ from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows import item_records, render_pool
 from flows import progress as progress_registry
-from flows import render_pool
 from flows.artifacts import publish_batch_artifacts
 from flows.chunk_flow import render_chunk
 from flows.chunk_results import read_outcomes
@@ -114,6 +114,7 @@ def batch(
     spreads when this batch runs from a deployment.
     """
     logger = get_run_logger()
+    timer = _PhaseTimer()
     settings = get_settings()
     definition = default_catalog().get(report)
     scheduled = flow_run.scheduled_start_time or dt.datetime.now(dt.UTC)
@@ -164,21 +165,30 @@ def batch(
     # batch starts no chunk flow runs and no render processes at all.
     outcomes: dict[int, Outcome] = {}
     typed: dict[int, dict[str, Any] | None] = {}
+    timer.done("setup")
     for index, checked in enumerate(check_items(definition, expanded)):
         if isinstance(checked, ReportError):
             outcomes[index] = Outcome.failed(expanded[index], str(checked))
         else:
             typed[index] = checked
     invalid = len(outcomes)
+    timer.done("validate")
+    size = chunk_size or settings.chunk_size
+    # Decided before planning, so that render processes can start during it: chunks go to
+    # other workers only when there are workers for them (and then nothing renders here).
+    spread = _spread_over_workers(chunk_runs, -(-len(typed) // size))
     if not force:
-        manifests = plan_items(report, list(typed.values()), output_url)
+        manifests = plan_items(
+            report, list(typed.values()), output_url, warm_up=None if spread else parallel
+        )
         for index, manifest in zip(list(typed), manifests, strict=True):
             if manifest is not None:
                 outcomes[index] = jobs.outcome_of(expanded[index], manifest)
     recorder.finished([outcomes[index] for index in sorted(outcomes)])
+    timer.done("plan")
     todo = [index for index in range(len(expanded)) if index not in outcomes]
-    chunks = split_chunks([expanded[i] for i in todo], chunk_size or settings.chunk_size)
-    remote = _spread_over_workers(chunk_runs, len(chunks))
+    chunks = split_chunks([expanded[i] for i in todo], size)
+    remote = spread and (chunk_runs == "deployment" or len(chunks) >= 2)
     logger.info(
         "%s: %d items, %d invalid, %d current, %d to render in %d chunk(s) %s, "
         "%d render processes, outputs in %s",
@@ -201,21 +211,67 @@ def batch(
     if chunks:
         run = _run_chunks_on_workers if remote else _run_chunks_here
         outcomes.update(zip(todo, run(report, chunks, options, progress), strict=True))
+    timer.done(f"{len(chunks)} chunk(s)")
     ordered = [outcomes[index] for index in range(len(expanded))]
-    return _summarize(report, ordered, progress, output_url, logger, recorder)
+    state = _summarize(report, ordered, progress, output_url, logger, recorder)
+    timer.done("summary")
+    logger.info("%s", timer.describe(progress.writes))
+    return state
+
+
+class _PhaseTimer:
+    """Where a batch's time went, phase by phase, with what the item records cost.
+
+    Logged as one line at the end ("timings: …"); bench/batch_throughput.py reads it.
+    """
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.phases: list[tuple[str, float]] = []
+        self.records = item_records.costs()
+        self.pools = render_pool.stats()
+
+    def done(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.phases.append((phase, now - self.last))
+        self.last = now
+
+    def describe(self, progress_writes: int) -> str:
+        records, pools = item_records.costs(), render_pool.stats()
+        delta = {k: records[k] - self.records[k] for k in records}
+        phases = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.phases)
+        return (
+            f"timings: {phases}; render pools started "
+            f"{pools['pools_started'] - self.pools['pools_started']} "
+            f"(ready after {pools['start_s'] - self.pools['start_s']:.2f} s); "
+            f"item index {delta['index_writes']:.0f} writes {delta['index_s']:.2f} s; "
+            f"events {delta['events']:.0f} in {delta['events_s']:.2f} s; "
+            f"progress writes {progress_writes}"
+        )
 
 
 @task(name="plan", cache_policy=NO_CACHE, persist_result=False)
 def plan_items(
-    report: str, items: list[dict[str, Any] | None], output_url: str
+    report: str,
+    items: list[dict[str, Any] | None],
+    output_url: str,
+    warm_up: int | None = None,
 ) -> list[dict[str, Any] | None]:
     """For each validated item: its manifest if its outputs are present and current.
 
     A check is a cached-data lookup and a manifest read (none at all for an item never
     rendered), done in this process: render processes would only take the cores
     from it. An item that could not be validated yet (None) is left to the render step.
+    warm_up: start that many render processes at the first item to render, so they
+    start while the rest is checked (an unchanged batch starts none).
     """
-    return [jobs.current_manifest(report, item, output_url) for item in items]
+    manifests = []
+    for item in items:
+        manifests.append(jobs.current_manifest(report, item, output_url))
+        if warm_up and manifests[-1] is None:
+            render_pool.warm_up(warm_up)
+            warm_up = None
+    return manifests
 
 
 def same_day_in(day: dt.date, year: int) -> dt.date:

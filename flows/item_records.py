@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -30,6 +31,23 @@ _items_log = logging.getLogger("reportrunner.items")
 
 ITEM_EVENT = "reportrunner.item.{status}"  # rendered, flagged, failed (unchanged: no event)
 ITEM_RESOURCE = "reportrunner.item.{report}.{key}"
+
+# What keeping the index and the feed costs this process (the batch logs it; see
+# bench/batch_throughput.py): writes and their seconds, events and their seconds.
+_costs = {"index_writes": 0, "index_s": 0.0, "events": 0, "events_s": 0.0}
+_costs_lock = threading.Lock()
+
+
+def costs() -> dict[str, float]:
+    """Index writes and events of this process so far, with the seconds they took."""
+    with _costs_lock:
+        return dict(_costs)
+
+
+def _count(counter: str, seconds_key: str, seconds: float) -> None:
+    with _costs_lock:
+        _costs[counter] += 1
+        _costs[seconds_key] += seconds
 
 
 def batch_dimensions(
@@ -81,8 +99,10 @@ class ItemRecorder:
         return dataclasses.replace(outcome, key=item_key(params), params=params)
 
     def _write(self, what: str, write) -> None:
+        started = time.perf_counter()
         try:
             write(self._index or open_index())
+            _count("index_writes", "index_s", time.perf_counter() - started)
         except Exception as error:  # the outputs are the truth; the index catches up later
             if not self._warned.is_set():
                 self._warned.set()
@@ -175,6 +195,7 @@ class ItemRecorder:
         payload = {"pages": outcome.pages, "duration_s": outcome.duration_s}
         if outcome.error:
             payload["error"] = outcome.error[:500]
+        started = time.perf_counter()
         try:
             emit_event(
                 ITEM_EVENT.format(status=status),
@@ -182,5 +203,6 @@ class ItemRecorder:
                 related=related,
                 payload=payload,
             )
+            _count("events", "events_s", time.perf_counter() - started)
         except Exception as error:  # a feed: never a reason to fail an item
             self._logger.debug("item event not emitted: %s", error)

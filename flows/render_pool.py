@@ -14,6 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -23,6 +24,14 @@ from reports import get_settings, jobs
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _pool_size = 0
+# Pools started in this process, and the seconds from starting one to all its processes
+# being ready (the batch logs these; see bench/batch_throughput.py).
+_stats = {"pools_started": 0, "start_s": 0.0}
+
+
+def stats() -> dict[str, float]:
+    with _lock:
+        return dict(_stats)
 
 
 def pool_size(requested: int | None) -> int:
@@ -38,9 +47,19 @@ def pool_size(requested: int | None) -> int:
 
 def warm_up(size: int) -> None:
     """Start the render processes now, without waiting for them."""
+    with _lock:
+        new = _pool is None or _pool_size != size or getattr(_pool, "_broken", False)
     pool = _pool_for(size)
+    started, left = time.perf_counter(), [size]
+
+    def one_ready(_future: Future) -> None:
+        with _lock:
+            left[0] -= 1
+            if new and left[0] == 0:
+                _stats["start_s"] += time.perf_counter() - started
+
     for _ in range(size):
-        pool.submit(jobs.ready)
+        pool.submit(jobs.ready).add_done_callback(one_ready)
 
 
 def _pool_for(size: int) -> ProcessPoolExecutor:
@@ -52,6 +71,7 @@ def _pool_for(size: int) -> ProcessPoolExecutor:
             # Read by Arrow at import, so it must be in the environment the processes
             # start with (see reports.limits.limit_this_process for why).
             os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+            _stats["pools_started"] += 1
             # spawn, not fork: the flow process runs Prefect's threads and event loops.
             _pool = ProcessPoolExecutor(
                 max_workers=size,
