@@ -59,10 +59,11 @@ def sidebar() -> None:
             key=_AUTO,
             help="Reload the figures in the background. Switch off to read a page at rest.",
         )
-        st.select_slider(
+        # A selectbox, not a select slider: the slider's code costs every page's load.
+        st.selectbox(
             "Refresh every",
             REFRESH_SECONDS,
-            value=DEFAULT_REFRESH_S,
+            index=REFRESH_SECONDS.index(DEFAULT_REFRESH_S),
             format_func=lambda s: f"{s} s",
             key=_EVERY,
             disabled=not st.session_state.get(_AUTO, True),

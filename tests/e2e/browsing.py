@@ -33,7 +33,7 @@ def open_page(page: Page, url: str) -> None:
     settle(page)
 
 
-# The refresh-interval slider is disabled while auto-refresh is off; WCAG 1.4.3 sets no
+# The refresh-interval choice is disabled while auto-refresh is off; WCAG 1.4.3 sets no
 # contrast minimum for inactive controls, but axe cannot tell its label is one.
 INACTIVE_AT_REST = [".st-key-refresh_s"]
 
