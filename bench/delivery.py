@@ -50,6 +50,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _machine import core_speed  # bench/_machine.py, beside this script
+
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
@@ -66,23 +68,6 @@ REPORT = "carrier-monthly"
 POSTGRES_ADMIN_URL = os.environ.get(
     "REPORTRUNNER_BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
-
-
-def core_speed() -> float:
-    """Seconds for a fixed pure-Python loop (median of 3): this machine's core speed."""
-
-    def loop() -> int:
-        total = 0
-        for i in range(5_000_000):
-            total += i % 7
-        return total
-
-    seconds = []
-    for _ in range(3):
-        started = time.perf_counter()
-        loop()
-        seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds)
 
 
 # ---- counting and timing -----------------------------------------------------------------

@@ -44,6 +44,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _machine import core_speed  # bench/_machine.py, beside this script
+
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
@@ -82,23 +84,6 @@ def machine_speed() -> str:
     """The core-speed reference and the load average, as one line's end."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return f"{core_speed():.3f} s (load average {load:.1f})"
-
-
-def core_speed() -> float:
-    """Seconds for a fixed pure-Python loop (median of 3): this machine's core speed."""
-
-    def loop() -> int:
-        total = 0
-        for i in range(5_000_000):
-            total += i % 7
-        return total
-
-    seconds = []
-    for _ in range(3):
-        started = time.perf_counter()
-        loop()
-        seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds)
 
 
 class Statements:

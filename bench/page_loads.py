@@ -61,6 +61,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from _machine import core_speed  # bench/_machine.py, beside this script
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
@@ -81,23 +82,6 @@ FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 WORKER_PATHS = re.compile(r"/work_pools/[^/]+/(get_scheduled_flow_runs|workers/heartbeat)")
 ACCESS = re.compile(r'"(GET|POST|PATCH|PUT|DELETE) (/api/[^ ?"]*)[^"]* HTTP/[\d.]+"')
 TIMEOUT_MS = 120_000
-
-
-def core_speed() -> float:
-    """Seconds for a fixed pure-Python loop (median of 3): this machine's core speed."""
-
-    def loop() -> int:
-        total = 0
-        for i in range(5_000_000):
-            total += i % 7
-        return total
-
-    seconds = []
-    for _ in range(3):
-        started = time.perf_counter()
-        loop()
-        seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds)
 
 
 # ---- the stack ------------------------------------------------------------------------

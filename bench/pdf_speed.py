@@ -42,6 +42,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _machine import core_speed  # bench/_machine.py, beside this script
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import baseline_pdf as baseline
@@ -59,23 +61,6 @@ DEFAULT_ITEMS = (
 )
 VARIANTS = ("naive", "baseline", "current")
 STAGES = ("context", "html", "pdf")
-
-
-def core_speed() -> float:
-    """Seconds for a fixed pure-Python loop (median of 3): this machine's core speed."""
-
-    def loop() -> int:
-        total = 0
-        for i in range(5_000_000):
-            total += i % 7
-        return total
-
-    seconds = []
-    for _ in range(3):
-        started = time.perf_counter()
-        loop()
-        seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds)
 
 
 Render = Callable[[Any, dict, Any], tuple[dict[str, float], bytes]]
