@@ -268,6 +268,10 @@ def _register_warm_worker() -> None:
 # its heartbeats stop for three intervals without a final state, so the failure
 # alert, `reportrunner status` and a retry all see it (Prefect's documented recipe for
 # "zombie" flow runs; the server has no built-in service for it).
+#
+# A worker killed after it took a run (Pending) but before the run's process began
+# (Running) leaves a run that never sent a heartbeat: the same silence after Pending
+# crashes it too. A healthy start takes seconds, far within three heartbeat intervals.
 
 ZOMBIE_AUTOMATION = "reportrunner-unresponsive-runs"
 MISSED_HEARTBEATS = 3
@@ -320,12 +324,13 @@ def _zombie_automation(heartbeat_s: int):
     return AutomationCore(
         name=ZOMBIE_AUTOMATION,
         description=(
-            f"Marks a flow run Crashed when it sent no heartbeat for {silence} s "
-            "(its worker or machine died). Created by `reportrunner deploy`."
+            f"Marks a flow run Crashed when it sent no heartbeat for {silence} s, or "
+            f"stayed Pending that long (its worker or machine died). Created by "
+            "`reportrunner deploy`."
         ),
         trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat"},
-            expect={"prefect.flow-run.heartbeat", *_FINAL_EVENTS},
+            after={"prefect.flow-run.heartbeat", "prefect.flow-run.Pending"},
+            expect={"prefect.flow-run.heartbeat", "prefect.flow-run.Running", *_FINAL_EVENTS},
             match={"prefect.resource.id": ["prefect.flow-run.*"]},
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
@@ -335,7 +340,10 @@ def _zombie_automation(heartbeat_s: int):
         actions=[
             ChangeFlowRunState(
                 state=StateType.CRASHED,
-                message=f"no heartbeat for {silence} s: its worker or machine stopped",
+                message=(
+                    f"no heartbeat for {silence} s, or Pending that long: its worker or "
+                    "machine stopped"
+                ),
             )
         ],
     )

@@ -259,6 +259,36 @@ def _processes_of_run(run_id: UUID) -> dict[int, int]:
     return found
 
 
+@pytest.mark.timeout(900)
+def test_a_run_left_pending_by_a_dead_worker_is_crashed(prefect_server):
+    """A worker killed after taking a run (Pending) but before its process began: the run
+    never sends a heartbeat. The same automation crashes it after the same silence."""
+    from prefect import get_client
+    from prefect.deployments import run_deployment
+    from prefect.states import Pending
+
+    from deployments.deploy import deploy
+    from deployments.worker import ensure_zombie_detection
+
+    deploy()
+    with get_client(sync_client=True) as client:
+        ensure_zombie_detection(client, 30)  # silence: 3 × 30 s
+        run = run_deployment(
+            "report/carrier-monthly",
+            parameters={
+                "report": "carrier-monthly",
+                "parameters": {"carrier": "AA", "month": "2013-05"},
+            },
+            timeout=0,
+        )
+        # What a worker does when it takes a run, with nobody left to start its process.
+        client.set_flow_run_state(run.id, Pending(), force=True)
+        taken = time.monotonic()
+        assert _wait_for_state(client, run.id, {"Crashed"}, timeout=600) == "Crashed"
+        assert time.monotonic() - taken >= 85  # not before the silence (3 × 30 s, 5 s slack)
+        assert "Pending that long" in client.read_flow_run(run.id).state.message
+
+
 @pytest.mark.timeout(2700)  # minutes of real waiting on a loaded machine
 def test_worker_killed_while_holding_runs_is_detected_and_recovered(output_root, prefect_server):
     """SIGKILL a worker (and its process group) mid-batch, with a run queued behind it.
