@@ -131,12 +131,14 @@ class CpuSampler:
             except OSError:
                 continue
             cpu = (int(fields[11]) + int(fields[12])) / ticks
-            kind = self._kind(pid, stat, cmdline, table, server)
-            found[(pid, int(fields[19]))] = (kind, cpu)
+            key = (pid, int(fields[19]))
+            # A process keeps its first kind: an exiting one has no command line left.
+            known = self.seen.get(key)
+            kind = known[0] if known else self._kind(pid, stat, cmdline, table, server)
+            found[key] = (kind, cpu)
             if kind == "render processes":  # the memory cap counts address space
                 with contextlib.suppress(OSError, StopIteration):
                     status = Path(f"/proc/{pid}/status").read_text().splitlines()
-                    # VmSize, sampled: a forked process's VmPeak starts at its parent's.
                     peak = next(line for line in status if line.startswith("VmSize:"))
                     self.render_vm_peak_mb = max(
                         self.render_vm_peak_mb, int(peak.split()[1]) / 1024
@@ -149,16 +151,9 @@ class CpuSampler:
         if b"spawn_main" in cmdline:
             return "render processes"
         if b"warm_start serve" in cmdline:
-            # The warm process; the flow runs it forks (session leaders); its fork server,
-            # and the render processes that one forks.
-            depth, parent = 0, stat
-            while parent is not None and b"warm_start serve" in _cmdline(parent.ppid):
-                depth, parent = depth + 1, table.get(parent.ppid)
-            if depth == 0:
-                return "warm process"
-            if depth >= 2:
-                return "render processes"
-            return "flow-run processes" if _session(pid) == pid else "warm process"
+            # The warm process itself, or a flow run it forked (a session leader).
+            forked = b"warm_start serve" in _cmdline(stat.ppid) if stat else False
+            return "flow-run processes" if forked and _session(pid) == pid else "warm process"
         if b"warm_start.py connect" in cmdline:
             return "flow-run clients"
         if b"prefect.engine" in cmdline or b"_workspace_supervisor" in cmdline:
