@@ -31,7 +31,9 @@ def _text(value: object) -> str:
         return ItemKey.of({"_": value}).label.partition("=")[2]
 
 
-@lru_cache(maxsize=4096)  # a batch repeats each value many times: 5,000 cells, ~100 values
+# A batch repeats each value many times (5,000 cells, ~100 values), but a batch over one
+# dimension has a value per item: at 4,096 entries a 5,000-value axis missed every time.
+@lru_cache(maxsize=65_536)
 def _cached_text(value: object) -> str:
     return ItemKey.of({"_": value}).label.partition("=")[2]
 
@@ -58,18 +60,24 @@ def status_matrix(
         for item in items
         if all(_text(item.params.get(dim)) == value for dim, value in facet.items())
     ]
-    cells = {
+    # Each item's row and column text once: the cells and both axes are read from it.
+    placed = [
         (
             _text(item.params.get(rows_dim)),
             _text(item.params.get(cols_dim)) if cols_dim else "",
-        ): item
+            item,
+        )
         for item in chosen
-    }
+    ]
     return Matrix(
         rows_dim=rows_dim,
         cols_dim=cols_dim,
-        row_values=axis_values(chosen, rows_dim),
-        col_values=axis_values(chosen, cols_dim) if cols_dim else [""],
-        cells=cells,
+        row_values=list(dict.fromkeys(r for r, _, i in placed if rows_dim in i.params)),
+        col_values=(
+            list(dict.fromkeys(c for _, c, i in placed if cols_dim in i.params))
+            if cols_dim
+            else [""]
+        ),
+        cells={(row, col): item for row, col, item in placed},
         shown=len(chosen),
     )
