@@ -11,7 +11,6 @@ which keep fonts, parsed CSS and data warm between items.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
 import time
@@ -75,7 +74,7 @@ def _pool_for(size: int) -> ProcessPoolExecutor:
             # spawn, not fork: the flow process runs Prefect's threads and event loops.
             _pool = ProcessPoolExecutor(
                 max_workers=size,
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=jobs.RenderProcessContext(),
                 initializer=jobs.start_render_process,
                 initargs=(get_settings().render_memory_mb, os.getpid()),
             )

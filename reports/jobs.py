@@ -6,9 +6,12 @@ Python, no Prefect, so a render process starts quickly.
 
 from __future__ import annotations
 
+import multiprocessing.context
 import os
+import sys
 import threading
 import time
+import types
 from typing import Any
 
 from reports.contracts import Outcome, item_key
@@ -17,6 +20,39 @@ from reports.limits import limit_this_process, render_limits
 from reports.render import fingerprint, is_current, load_data, render_report
 from reports.settings import get_settings
 from reports.store import OutputStore
+
+
+class _RenderProcess(multiprocessing.context.SpawnProcess):
+    """A spawned render process that does not import the flow run's `__main__` again.
+
+    Spawn re-imports the parent's main module in every child. A flow run's is
+    `prefect.engine`, which imports all of Prefect: 1.5 s more CPU per render process
+    (3.0 s against 1.35 s on the bench machine) and Prefect in its memory, for nothing
+    a render uses. The main module is swapped for an empty one only while the child's
+    start-up data is written, under a lock; render processes need nothing from it.
+    """
+
+    _lock = threading.Lock()
+
+    @staticmethod
+    def _Popen(process_obj):
+        with _RenderProcess._lock:
+            main = sys.modules["__main__"]
+            sys.modules["__main__"] = types.ModuleType("__main__")
+            try:
+                return multiprocessing.context.SpawnProcess._Popen(process_obj)
+            finally:
+                sys.modules["__main__"] = main
+
+
+class RenderProcessContext(multiprocessing.context.SpawnContext):
+    """Spawn, for render processes (see `_RenderProcess`).
+
+    Defined here, beside what runs in them: the child unpickles its process object, and
+    a module that imports Prefect would bring Prefect back.
+    """
+
+    Process = _RenderProcess
 
 
 def start_render_process(memory_mb: int, parent: int) -> None:

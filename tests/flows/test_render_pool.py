@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+import types
 from pathlib import Path
 
 from flows import render_pool
@@ -35,5 +38,19 @@ def test_a_normal_render_uses_well_under_the_address_space_cap(output_root: Path
         assert used < 0.6 * settings.render_memory_mb, (
             f"a render process reserves {used:.0f} MB of its {settings.render_memory_mb} MB cap"
         )
+    finally:
+        render_pool.shutdown()
+
+
+def test_render_processes_do_not_import_the_flow_runs_main_module(monkeypatch):
+    """Spawn imports the parent's `__main__` again in each child: in a flow run that is
+    `prefect.engine`, all of Prefect, which no render needs."""
+    flow_run_main = types.ModuleType("__main__")
+    flow_run_main.__spec__ = importlib.util.find_spec("prefect.engine")
+    monkeypatch.setitem(sys.modules, "__main__", flow_run_main)
+    render_pool.shutdown()  # a new pool, whose processes start under that main module
+    try:
+        probe = "sorted({m.split('.')[0] for m in __import__('sys').modules} & {'prefect'})"
+        assert render_pool.submit(1, eval, probe).result(timeout=120) == []
     finally:
         render_pool.shutdown()
