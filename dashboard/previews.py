@@ -145,9 +145,10 @@ def _facts(output: Output, contents: dict[str, bytes | None]) -> None:
     pdf = output.pdf
     if pdf is not None:
         st.caption(f"PDF: {file_size(pdf.bytes)} ({pdf.bytes:,} bytes)")
-        # Inline code, not st.code: that loads a 1.5 MB syntax highlighter into the page
-        # (0.4 s of browser CPU per load, docs/BENCHMARKS.md "Dashboard page loads").
-        st.caption(f"sha256 `{pdf.sha256}`")
+        # Wrapped: a horizontally scrolling block cannot be reached by keyboard. (Inline
+        # code in a caption would spare the highlighter's bundle, but its grey on grey
+        # fails the contrast check.)
+        st.code(f"sha256 {pdf.sha256}", language=None, wrap_lines=True)
         data = contents.get(pdf.path)
         if data is not None:
             if hashlib.sha256(data).hexdigest() == pdf.sha256:
