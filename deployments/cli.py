@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from deployments.cli_errors import CliError  # one class, however cli is run
+from deployments.cli_errors import CliError, require_api  # one class, however cli is run
 
 EXIT_USER_ERROR = 2
 log = logging.getLogger("reportrunner")
@@ -201,7 +201,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if not args.verbose:
         # Keep the terminal for the progress bar; every log still reaches the Prefect API.
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
-    api_url = _require_api()
+    api_url = require_api()
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn
 
@@ -270,7 +270,7 @@ def cmd_data_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    _require_api()
+    require_api()
     from deployments.deploy import deploy
 
     result = deploy(schedules_active=_on_off(args.schedules))
@@ -288,7 +288,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Prefect's worker as a supervised child: one SIGTERM stops it within 15 s."""
-    _require_api()
+    require_api()
     from deployments.worker import supervise, worker_command, worker_environment
 
     command = worker_command(name=args.name, limit=args.limit, healthcheck=not args.no_healthcheck)
@@ -423,26 +423,6 @@ def _flush_before_shutdown() -> None:
 
     render_pool.shutdown()
     APILogHandler().flush()
-
-
-def _require_api() -> str:
-    from prefect.settings import get_current_settings
-
-    from deployments.prefect_server import api_ready, credentials_problem
-
-    url = get_current_settings().api.url
-    if not url:
-        raise CliError(
-            "PREFECT_API_URL is not set: point it at a Prefect server "
-            "(e.g. export PREFECT_API_URL=http://127.0.0.1:4200/api) or run `reportrunner up`"
-        )
-    if not api_ready(url):
-        raise CliError(f"Prefect API at {url} is unreachable: is the server running?")
-    auth = get_current_settings().api.auth_string
-    problem = credentials_problem(url, auth.get_secret_value() if auth else None)
-    if problem:
-        raise CliError(problem)
-    return url
 
 
 # ---- parser ---------------------------------------------------------------------------

@@ -12,6 +12,8 @@ import datetime as dt
 import json
 from dataclasses import asdict
 
+from deployments.cli_errors import CliError, require_api
+
 
 def _when(epoch: float | None) -> str:
     if epoch is None:
@@ -20,7 +22,6 @@ def _when(epoch: float | None) -> str:
 
 
 def cmd_items(args: argparse.Namespace) -> int:
-    from deployments.cli_errors import CliError
     from reports.contracts import status_label
     from reports.index import ItemQuery, SearchError, open_index, search_items
 
@@ -48,10 +49,9 @@ def cmd_items(args: argparse.Namespace) -> int:
 
 
 def cmd_deliver(args: argparse.Namespace) -> int:
-    from deployments.cli import _require_api
     from flows import deliver
 
-    api_url = _require_api()
+    api_url = require_api()
     as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
     state = deliver(
         subscription=args.subscription,

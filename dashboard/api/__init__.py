@@ -12,7 +12,6 @@ the output store's manifests, not from Prefect (`list_outputs`, `find_output`).
 """
 
 from dashboard.api._batches import failed_items
-from dashboard.api._connection import connect
 from dashboard.api._detail import (
     MAX_DETAIL_CALLS,
     ArtifactView,
@@ -92,6 +91,7 @@ from prefect_api import (  # the run history and its spike rule are shared with 
     Api,
     ApiConfig,
     ApiUnavailable,
+    connect,
     one_line,
 )
 
