@@ -285,7 +285,6 @@ def main() -> None:
         "REPORTRUNNER_HOME": str(work),
         "REPORTRUNNER_DATA_DIR": str(data),
         "REPORTRUNNER_OUTPUT_URL": str(work / "out-batch"),
-        "PREFECT_WORKER_QUERY_SECONDS": "2",
     }
     for pair in args.env:
         key, _, value = pair.partition("=")

@@ -38,12 +38,11 @@ from prefect.client.schemas.objects import StateType, WorkerStatus
 from prefect.deployments import run_deployment
 from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, Failed
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import item_records, render_pool
 from flows import progress as progress_registry
 from flows.artifacts import publish_batch_artifacts
-from flows.chunk_flow import render_chunk
+from flows.chunk_flow import run_chunks_here
 from flows.chunk_results import read_outcomes
 from flows.deadline import DeadlineWatch, parse_deadline
 from flows.item_records import ItemRecorder, batch_dimensions
@@ -321,17 +320,10 @@ def _spread_over_workers(chunk_runs: ChunkRuns, chunks: int) -> bool:
 def _run_chunks_here(report, chunks, options, progress):
     batch_id = options["batch_id"]
     progress_registry.register(batch_id, progress)
-    outcomes: list[dict[str, Any]] = []
     try:
-        for number, chunk in enumerate(chunks, start=1):
-            run_chunk = render_chunk.with_options(
-                flow_run_name=f"{report} chunk {number}/{len(chunks)}",
-                task_runner=ThreadPoolTaskRunner(max_workers=2 * options["max_parallel"]),
-            )
-            outcomes += run_chunk(report=report, items=chunk, chunk_index=number, **options)
+        return run_chunks_here(report, chunks, options)
     finally:
         progress_registry.unregister(batch_id)
-    return outcomes
 
 
 def _run_chunks_on_workers(report, chunks, options, progress):

@@ -18,9 +18,12 @@ unless the batch is forced.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -40,6 +43,18 @@ from flows.retry import RETRIES, is_transient, retry_delay_s
 from flows.source_slots import source_slot
 from reports import OutputStore, ReportError, get_settings, jobs
 from reports.contracts import CHUNK_FLOW, Outcome, item_key
+
+# Chunks a batch runs in its own process at once. One after another, the render processes
+# idle at each chunk's end: its last items finish on one process while the other waits,
+# then its flow run ends and the next one is created (≈ 0.6 s each; docs/BENCHMARKS.md).
+# With two in flight, the next chunk's items queue behind the current one's, and memory
+# still holds at most two chunks' task states.
+LOCAL_CHUNKS_IN_FLIGHT = 2
+
+# Set while a chunk flow run is being created (see `run_chunks_here`).
+_creating: contextvars.ContextVar[list[threading.Lock] | None] = contextvars.ContextVar(
+    "reportrunner_chunk_creating", default=None
+)
 
 
 class ItemsFailed(ReportError):
@@ -153,6 +168,7 @@ def render_chunk(
     store for the batch to merge. Outputs go to this worker's configured output root
     (every worker of a pool shares one): where outputs go is never a run parameter.
     """
+    _created()
     settings = get_settings()
     output_url = settings.resolved_output_url
     parallel = render_pool.pool_size(max_parallel)
@@ -194,3 +210,54 @@ def render_chunk(
     if batch_id and in_process is None:
         write_outcomes(OutputStore(output_url), batch_id, chunk_index, ordered)
     return ordered
+
+
+def run_chunks_here(
+    report: str, chunks: list[list[dict[str, Any]]], options: dict[str, Any]
+) -> list[Outcome]:
+    """Run `chunks` as subflows of the calling flow, `LOCAL_CHUNKS_IN_FLIGHT` at a time.
+
+    The outcomes come back in the chunks' order. Each subflow is created only after the
+    previous one has started: Prefect numbers a parent's subflow calls without a lock, and
+    two calls given the same number would be taken for one subflow run.
+    """
+    creating = threading.Lock()
+
+    def run(number: int, chunk: list[dict[str, Any]]) -> list[Outcome]:
+        run_chunk = render_chunk.with_options(
+            flow_run_name=f"{report} chunk {number}/{len(chunks)}",
+            task_runner=ThreadPoolTaskRunner(max_workers=2 * options["max_parallel"]),
+        )
+        with _created_in_turn(creating):
+            return run_chunk(report=report, items=chunk, chunk_index=number, **options)
+
+    lanes = ThreadPoolExecutor(LOCAL_CHUNKS_IN_FLIGHT, thread_name_prefix="chunk")
+    try:
+        futures = [  # each lane runs in a copy of this flow's context: the subflow's parent
+            lanes.submit(contextvars.copy_context().run, run, number, chunk)
+            for number, chunk in enumerate(chunks, start=1)
+        ]
+        return [outcome for future in futures for outcome in future.result()]
+    finally:  # a chunk that broke (not an item: those are outcomes) ends the batch
+        lanes.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _created_in_turn(creating: threading.Lock) -> Iterator[None]:
+    """Hold `creating` until the chunk's body starts (`_created`), or the call ends."""
+    creating.acquire()
+    held = [creating]
+    token = _creating.set(held)
+    try:
+        yield
+    finally:
+        _creating.reset(token)
+        if held:
+            held.pop().release()
+
+
+def _created() -> None:
+    """In a chunk's body: its flow run exists, so the batch may create the next one."""
+    held = _creating.get()
+    if held:
+        held.pop().release()

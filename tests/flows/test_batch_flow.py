@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -64,6 +65,41 @@ def test_batch_isolates_a_bad_item_and_reports_progress(output_root: Path, fligh
     attempts = {row["item"]: row["attempts"] for row in json.loads(table.data)}
     assert attempts["carrier=ZZ month=2013-01"] == 1, "parameter errors must not be retried"
     assert set(attempts.values()) == {1}
+
+
+def test_chunks_in_the_batch_process_overlap_and_stay_separate_subflows(output_root: Path):
+    """Two local chunks in flight keep the render processes busy between chunks; each is
+    still its own subflow run (with its own parent task run) holding exactly its items."""
+    over = {"carrier": ["AA", "DL", "UA", "B6"], "month": ["2013-01", "2013-02", "2013-03"]}
+    state = batch(report="carrier-monthly", over=over, chunk_size=3, return_state=True)
+    assert state.type == StateType.COMPLETED, state.message
+    result = state.result()
+    assert (result["rendered"], result["failed"]) == (12, 0)
+    table = json.loads(
+        next(
+            a for a in flow_run_artifacts(state.state_details.flow_run_id) if a.type == "table"
+        ).data
+    )
+    assert [row["item"] for row in table][:3] == [  # outcomes in the items' order
+        "carrier=AA month=2013-01",
+        "carrier=AA month=2013-02",
+        "carrier=AA month=2013-03",
+    ]
+
+    chunks = sorted(child_flow_runs(state.state_details.flow_run_id), key=lambda r: r.start_time)
+    assert sorted(c.name for c in chunks) == [f"carrier-monthly chunk {n}/4" for n in range(1, 5)]
+    assert len({c.parent_task_run_id for c in chunks}) == 4
+    assert all(c.state.is_completed() for c in chunks)
+    tasks = task_runs_of([c.id for c in chunks])
+    per_chunk = {c.id: 0 for c in chunks}
+    for task in tasks:
+        if task.name.startswith("render "):
+            per_chunk[task.flow_run_id] += 3 if "(3 items)" in task.name else 1
+    assert sorted(per_chunk.values()) == [3, 3, 3, 3]
+    overlapping = [
+        (a.name, b.name) for a, b in itertools.pairwise(chunks) if b.start_time < a.end_time
+    ]
+    assert overlapping, "each chunk waited for the previous one to end"
 
 
 def test_rerun_skips_unchanged_items_and_renders_missing_ones(output_root: Path):
