@@ -52,6 +52,7 @@ PRELOAD = (
     "reports.charts",
     "reports.jobs",
     "reports.index",
+    "reports.render_preload",  # what the render fork server imports: watched for changes
 )
 
 
@@ -151,6 +152,7 @@ def serve(socket_path: str, parent: int) -> None:
         except Exception as error:
             print(f"warm start: {name} not preloaded: {error}", file=sys.stderr)
     _preload_fonts()
+    _start_render_forkserver()
     sources = _project_sources()
     if threading.active_count() != 1:
         # Forking a process that runs threads could copy a held lock: serve nothing.
@@ -246,9 +248,19 @@ def _preload_fonts() -> None:
     try:
         from reports import pdf
 
-        pdf._fonts()
+        pdf.warm_up()
     except Exception:
         pass
+
+
+def _start_render_forkserver() -> None:
+    """The fork server that batches' render processes are forked from (flows.render_pool)."""
+    try:
+        from flows import render_pool
+
+        render_pool.start_forkserver()
+    except Exception as error:
+        print(f"warm start: no render fork server: {error}", file=sys.stderr)
 
 
 def _project_sources() -> dict[str, int]:
@@ -329,6 +341,9 @@ def _become_flow_run(conn: socket.socket, request: dict, fds: list[int]) -> dict
     os.environ.update(request["env"])
     sys.argv = list(request["argv"])
     _refresh_settings(before)
+    from flows import render_pool
+
+    render_pool.adopt_forkserver()
     # The run ends when its client does: a killed client (SIGKILL) cannot forward it.
     threading.Thread(target=_end_with_client, args=(conn,), daemon=True).start()
     return request

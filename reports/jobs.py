@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing.context
 import os
+import select
 import sys
 import threading
 import time
@@ -22,54 +23,85 @@ from reports.settings import get_settings
 from reports.store import OutputStore
 
 
-class _RenderProcess(multiprocessing.context.SpawnProcess):
-    """A spawned render process that does not import the flow run's `__main__` again.
+def _without_main(start):
+    """`start(process_obj)` while `sys.modules["__main__"]` is an empty module.
 
-    Spawn re-imports the parent's main module in every child. A flow run's is
-    `prefect.engine`, which imports all of Prefect: 1.5 s more CPU per render process
-    (3.0 s against 1.35 s on the bench machine) and Prefect in its memory, for nothing
-    a render uses. The main module is swapped for an empty one only while the child's
-    start-up data is written, under a lock; render processes need nothing from it.
+    Spawn and the fork server both make each child import the parent's main module
+    again. A flow run's is `prefect.engine`, which imports all of Prefect: 1.5 s more CPU
+    per render process (3.0 s against 1.35 s on the bench machine) and Prefect in its
+    memory, for nothing a render uses. The main module is swapped for an empty one only
+    while the child's start-up data is written, under a lock; render processes need
+    nothing from it.
     """
 
-    _lock = threading.Lock()
-
-    @staticmethod
-    def _Popen(process_obj):
-        with _RenderProcess._lock:
+    def popen(process_obj):
+        with _main_lock:
             main = sys.modules["__main__"]
             sys.modules["__main__"] = types.ModuleType("__main__")
             try:
-                return multiprocessing.context.SpawnProcess._Popen(process_obj)
+                return start(process_obj)
             finally:
                 sys.modules["__main__"] = main
 
+    return staticmethod(popen)
+
+
+_main_lock = threading.Lock()
+
+
+class _SpawnedRenderProcess(multiprocessing.context.SpawnProcess):
+    _Popen = _without_main(multiprocessing.context.SpawnProcess._Popen)
+
+
+class _ForkedRenderProcess(multiprocessing.context.ForkServerProcess):
+    _Popen = _without_main(multiprocessing.context.ForkServerProcess._Popen)
+
 
 class RenderProcessContext(multiprocessing.context.SpawnContext):
-    """Spawn, for render processes (see `_RenderProcess`).
+    """Spawn, for render processes: a new interpreter that imports what a render needs.
 
     Defined here, beside what runs in them: the child unpickles its process object, and
     a module that imports Prefect would bring Prefect back.
     """
 
-    Process = _RenderProcess
+    Process = _SpawnedRenderProcess
 
 
-def start_render_process(memory_mb: int, parent: int) -> None:
-    """Process-pool initializer: cap this process's memory, and die with the batch.
+class RenderForkContext(multiprocessing.context.ForkServerContext):
+    """Render processes forked by a fork server that has imported and warmed up what a
+    render needs (`flows.render_pool.start_forkserver`)."""
+
+    Process = _ForkedRenderProcess
+
+
+def start_render_process(memory_mb: int, parent: int, environment: dict[str, str]) -> None:
+    """Process-pool initializer: the batch's settings, a memory cap, and death with the batch.
+
+    `environment`: the batch process's REPORTRUNNER_* variables. A process forked by the
+    fork server has that server's environment, not the flow run's. The settings and the
+    catalog are read again in any case: a forked process must not render with the specs
+    and templates the server loaded, which may have changed since.
 
     A batch process killed with SIGKILL cannot stop its render processes; without the
     watch they would live on as orphans, rendering items nobody waits for.
     """
+    for key in [k for k in os.environ if k.startswith("REPORTRUNNER_")]:
+        os.environ.pop(key)
+    os.environ.update(environment)
+    get_settings.cache_clear()
+    default_catalog.cache_clear()
     limit_this_process(memory_mb)
-    # `parent` comes from the batch process itself: if it died while this process was
-    # still starting, getppid() already names another process and the watch exits.
-    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+    try:
+        # The batch process, not our parent: a forked render process's parent is the
+        # fork server. A pid file descriptor still names the batch if it has died since.
+        watch = os.pidfd_open(parent)
+    except ProcessLookupError:
+        os._exit(1)
+    threading.Thread(target=_exit_when_ended, args=(watch,), daemon=True).start()
 
 
-def _exit_when_orphaned(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(1.0)
+def _exit_when_ended(pidfd: int) -> None:
+    select.select([pidfd], [], [])
     os._exit(1)
 
 

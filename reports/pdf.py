@@ -49,6 +49,11 @@ def _fonts() -> FontConfiguration:
         return _font_config
 
 
+def warm_up() -> None:
+    """Build the font configuration (fontconfig's cache) now, before the first render."""
+    _fonts()
+
+
 def _stylesheet(path: Path, fetcher: SandboxedFetcher) -> CSS:
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, tuple(map(str, fetcher.allowed_roots)))
