@@ -48,12 +48,26 @@ class Worker:
 
     def warm_processes(self) -> list[int]:
         """The worker's warm processes (`flows.warm_start serve`), oldest first."""
-        return sorted(pid for pid in processes_with(self.marker) if b"serve" in _cmdline(pid))
+        return sorted(pid for pid in processes_with(self.marker) if _is_warm(_cmdline(pid)))
+
+    def fork_servers(self) -> list[int]:
+        """Render fork servers (`flows.render_pool.start_forkserver`)."""
+        return [p for p in processes_with(self.marker) if b"forkserver" in _cmdline(p)]
 
     def forked_runs(self) -> list[int]:
-        """Processes forked by a warm process: flow runs."""
+        """Processes forked by a warm process: flow runs (not its render fork server or
+        resource tracker, which are children of its own with commands of their own)."""
         warm = set(self.warm_processes())
-        return [stat.pid for stat in process_table().values() if stat.ppid in warm and _live(stat)]
+        return [
+            stat.pid
+            for stat in process_table().values()
+            if stat.ppid in warm and _live(stat) and _is_warm(_cmdline(stat.pid))
+        ]
+
+
+def _is_warm(cmdline: bytes) -> bool:
+    """`python -m flows.warm_start serve …`: a warm process, or a run forked from one."""
+    return b"warm_start\x00serve" in cmdline
 
 
 def _cmdline(pid: int) -> bytes:
@@ -211,12 +225,15 @@ def test_new_code_on_disk_gets_a_fresh_warm_process(worker, slow):
     """The stale process refuses the next run (it starts cold) and exits; the run after
     that starts a fresh one, and once it is ready runs are forked from it."""
     (stale,) = worker.warm_processes()
+    (stale_server,) = worker.fork_servers()
+    assert process_table()[stale_server].ppid == stale
     source = PROJECT / "reports" / "contracts.py"  # imported by every warm process
     before = source.stat()
     os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns + 2_000_000_000))
     try:
         assert wait_final(start_run("2013-04")).is_completed()
         wait_for("the stale process to exit", lambda: stale not in worker.warm_processes(), 60)
+        wait_for("its fork server to exit", lambda: stale_server not in worker.fork_servers(), 30)
         assert wait_final(start_run("2013-05")).is_completed()  # cold: the fresh one imports
         (fresh,) = wait_for("a fresh warm process", worker.warm_processes, timeout=60)
         wait_for("it to be ready", lambda: worker.text().count(READY) >= 2, timeout=240)
@@ -224,6 +241,7 @@ def test_new_code_on_disk_gets_a_fresh_warm_process(worker, slow):
         run_id = start_run("2013-07")
         (forked,) = wait_for("a run forked", worker.forked_runs, timeout=120)
         assert process_table()[forked].ppid == fresh
+        assert [process_table()[p].ppid for p in worker.fork_servers()] == [fresh]
         assert wait_final(run_id).is_completed()
     finally:
         os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
