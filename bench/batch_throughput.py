@@ -297,6 +297,7 @@ def main() -> None:
         env[key] = value
     os.environ.update(env)
 
+    from prefect import get_client
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -412,13 +413,21 @@ def main() -> None:
             # poll happens to fall.
             resumes = sorted((run_batch("resume") for _ in range(3)), key=lambda r: r[0])
             resume_s, resume_run = resumes[1]
-            body_s = (resume_run.end_time - resume_run.start_time).total_seconds()
+            with get_client(sync_client=True) as client:
+                states = {
+                    s.type.value: s.timestamp for s in client.read_flow_run_states(resume_run.id)
+                }
+                resume_timings = batch_timings(client, resume_run.id)
+            pickup = (states["PENDING"] - resume_run.created).total_seconds()
+            start = (states["RUNNING"] - states["PENDING"]).total_seconds()
             show(
                 "resume (nothing changed)",
                 resume_s,
-                f"median of {', '.join(f'{s:.1f}' for s, _ in resumes)} s; "
-                f"{resume_s - body_s:.1f} s to start, {body_s:.1f} s of flow",
+                f"median of {', '.join(f'{s:.1f}' for s, _ in resumes)} s: "
+                f"{pickup:.1f} s to be picked up, {start:.1f} s to start, "
+                f"{resume_s - pickup - start:.1f} s of flow",
             )
+            print(f"  {resume_timings}")
 
             flights = pd.read_parquet(data / "flights.parquet")
             changed = carriers[-1]
@@ -433,8 +442,6 @@ def main() -> None:
                 change_s,
                 f"re-rendered {len(recent)} PDFs: {rerendered}",
             )
-            from prefect import get_client
-
             with get_client(sync_client=True) as client:
                 breakdown(
                     client,
