@@ -52,6 +52,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+from _browser import ERRORS, FLOOR_SCRIPT, settle  # bench/_browser.py, beside this script
 from _machine import core_speed  # bench/_machine.py, beside this script
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -319,23 +320,6 @@ def start_streamlit(script: Path, env: dict[str, str], log: Path) -> tuple[subpr
 
 
 # What any page load costs at least, in the browser and in Streamlit (bench/page_loads.py's).
-FLOOR_SCRIPT = """import streamlit as st
-
-st.title("Floor")
-st.write("A page with a title and one line: what any page load costs at least.")
-"""
-
-
-# As tests/e2e/browsing.py: the script run is over, and nothing is left loading.
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-BUSY = '[data-testid="stSpinner"], [data-testid="stSkeleton"]'
-ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
-
-
-def settle(page, timeout_ms: float = 120_000) -> None:
-    page.wait_for_selector(IDLE, timeout=timeout_ms)
-    page.locator(BUSY).first.wait_for(state="detached", timeout=timeout_ms)
-    page.wait_for_selector(IDLE, timeout=timeout_ms)
 
 
 def page_in_browser(

@@ -61,6 +61,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from _browser import FLOOR_SCRIPT, TIMEOUT_MS, settle  # bench/_browser.py, beside this script
 from _machine import core_speed  # bench/_machine.py, beside this script
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -70,9 +71,6 @@ sys.path.insert(0, str(PROJECT / "bench"))
 from deployments.prefect_server import free_port  # noqa: E402
 from deployments.processes import die_with_parent, stop_process_group  # noqa: E402
 
-# As tests/e2e/browsing.py: the script run is over, and nothing is left loading.
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-BUSY = '[data-testid="stSpinner"], [data-testid="stSkeleton"]'
 DESKTOP = {"width": 1280, "height": 900}
 REPORT = "carrier-monthly"
 CARRIERS = ["AA", "UA", "DL", "B6", "AS", "EV", "MQ", "WN", "9E", "US", "VX", "FL", "F9"]
@@ -81,7 +79,6 @@ FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 # Requests the worker makes on its own (polls, heartbeats), not the dashboard's.
 WORKER_PATHS = re.compile(r"/work_pools/[^/]+/(get_scheduled_flow_runs|workers/heartbeat)")
 ACCESS = re.compile(r'"(GET|POST|PATCH|PUT|DELETE) (/api/[^ ?"]*)[^"]* HTTP/[\d.]+"')
-TIMEOUT_MS = 120_000
 
 
 # ---- the stack ------------------------------------------------------------------------
@@ -195,13 +192,6 @@ def start_streamlit(bench: Bench, script: Path, name: str) -> str:
     raise RuntimeError(f"{name} did not start; see {log_path}")
 
 
-FLOOR_SCRIPT = """import streamlit as st
-
-st.title("Floor")
-st.write("A page with a title and one line: what any page load costs at least.")
-"""
-
-
 def start_floor(bench: Bench) -> str:
     """A bare Streamlit page, to measure what the browser and Streamlit cost by themselves."""
     script = bench.home / "floor" / "floor.py"
@@ -295,12 +285,6 @@ class AccessLog:
 
 
 # ---- the browser --------------------------------------------------------------------------
-
-
-def settle(page, timeout_ms: float = TIMEOUT_MS) -> None:
-    page.wait_for_selector(IDLE, timeout=timeout_ms)
-    page.locator(BUSY).first.wait_for(state="detached", timeout=timeout_ms)
-    page.wait_for_selector(IDLE, timeout=timeout_ms)
 
 
 @dataclass
