@@ -54,9 +54,14 @@ st.title("Run detail")
 
 
 def _follow_url() -> None:
-    """A new ?id= in the address (a link was followed) replaces what the input holds."""
+    """A new ?id= in the address (a link was followed) replaces what the input holds.
+
+    Back on this page from another one, the address is the same as before, but the
+    input is gone (Streamlit drops the state of widgets a script run did not draw): it
+    takes the address's id again, instead of showing "No run id given".
+    """
     in_url = st.query_params.get("id", "")
-    if st.session_state.get(_URL_SEEN) != in_url:
+    if st.session_state.get(_URL_SEEN) != in_url or _INPUT not in st.session_state:
         st.session_state[_URL_SEEN] = in_url
         st.session_state[_INPUT] = in_url
 

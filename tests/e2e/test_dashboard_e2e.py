@@ -268,3 +268,36 @@ def test_a_paused_pool_holds_new_runs_until_it_is_resumed(page, stack):
                 client.update_work_pool(WORK_POOL, WorkPoolUpdate(is_paused=False))
     open_page(page, f"{stack.dashboard_url}/run?id={run_id}")
     completes_on_the_page(page, stack, run_id)
+
+
+def test_the_browsers_back_returns_to_the_run_batch_and_item_it_showed(page, stack, started):
+    """Back to a page whose subject is in its address shows that subject again. (The run
+    detail page said "No run id given": Streamlit had dropped its input's state while
+    another page was shown, and the address's id was the one it had already copied.)"""
+    finished(stack, started.report)
+    finished(stack, started.failing_batch, timeout_s=300)
+    sidebar = page.locator('[data-testid="stSidebarNav"]')
+    main = page.locator('[data-testid="stMain"]')
+    for address, subject in (
+        (f"run?id={started.report}", lambda: run_state_shown(page)),
+        (
+            f"batch?id={started.failing_batch}",
+            lambda: page.get_by_role("link", name="open run").first.get_attribute("href"),
+        ),
+        (
+            "item?report=carrier-monthly&key=carrier%3DUA+month%3D2013-02",
+            lambda: main.locator("h3").first.inner_text(),
+        ),
+    ):
+        open_page(page, f"{stack.dashboard_url}/{address}")
+        before = subject()
+        sidebar.locator('a[href$="/operations"]').click()
+        expect(page).to_have_url(re.compile(r"/operations$"))
+        settle(page)
+        page.go_back()
+        expect(page).to_have_url(re.compile(re.escape(address) + "$"))
+        settle(page)
+        text = main.inner_text()
+        assert "No run id given" not in text and "Open an item from" not in text, text
+        expect(widget(page, "batch_pick")).to_have_count(0)  # the batch in the address
+        assert subject() == before, address
