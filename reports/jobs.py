@@ -93,7 +93,7 @@ def start_render_process(memory_mb: int, parent: int, environment: dict[str, str
     limit_this_process(memory_mb)
     try:
         # The batch process, not our parent: a forked render process's parent is the
-        # fork server. A pid file descriptor still names the batch if it has died since.
+        # fork server. A batch that has already died fails here or reads as ended.
         watch = os.pidfd_open(parent)
     except ProcessLookupError:
         os._exit(1)
