@@ -208,8 +208,9 @@ def test_retrying_the_failed_item_of_a_batch_renders_only_that_item(page, stack,
     retry = widget(page, "run_retry-failed").get_by_role("button")
     assert "Retry 1 failed items" in retry.inner_text()
     retry.click()
-    settle(page)
-    assert page.get_by_text("Retry 1 failed items of").is_visible()
+    # The confirmation is drawn by a re-run of the page: wait for it, not for a moment
+    # (right after the click the page can still read as settled from the run before).
+    expect(page.get_by_text("Retry 1 failed items of")).to_be_visible(timeout=30_000)
     widget(page, "run_confirm").get_by_role("button").click()
     # Shown once: the page re-runs itself from now on, as the run is no longer final.
     expect(page.locator('[data-testid="stAlertContentSuccess"]')).to_contain_text(

@@ -245,7 +245,7 @@ def test_items_are_found_by_business_key_within_5_s_of_finishing(page, stack, ba
         f"shown {latency:.1f} s after finishing; allowed {FOUND_WITHIN_S} s + {page_load:.1f} s"
     )
     print(f"found {latency:.1f} s after finishing (page load {page_load:.1f} s):", *loads)
-    assert page.get_by_text("3 items", exact=True).is_visible()
+    expect(page.get_by_text("3 items", exact=True)).to_be_visible()
     screenshot(page, "items-found")
 
 
@@ -289,7 +289,7 @@ def test_the_batch_matrix_shows_failed_cells_in_words_and_opens_the_item(page, s
     assert query == {"report": [REPORT], "key": [key_of(BROKEN, MONTHS[0])]}, page.url
     error = page.locator('[data-testid="stAlertContentError"]')
     expect(error).to_contain_text(f"source for carrier {BROKEN} is marked broken")
-    assert page.get_by_text("❌ failed").first.is_visible()
+    expect(page.get_by_text("❌ failed").first).to_be_visible()
     assert not problems(page), problems(page)
 
 
