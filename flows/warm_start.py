@@ -52,7 +52,9 @@ PRELOAD = (
     "reports.charts",
     "reports.jobs",
     "reports.index",
-    "reports.render_preload",  # what the render fork server imports: watched for changes
+    # What the render fork server imports (watched for changes here); importing it also
+    # builds WeasyPrint's font configuration once for every flow run.
+    "reports.render_preload",
 )
 
 
@@ -151,7 +153,6 @@ def serve(socket_path: str, parent: int) -> None:
             importlib.import_module(name)
         except Exception as error:
             print(f"warm start: {name} not preloaded: {error}", file=sys.stderr)
-    _preload_fonts()
     _start_render_forkserver()
     sources = _project_sources()
     if threading.active_count() != 1:
@@ -241,16 +242,6 @@ def _exit_with(parent: int) -> None:
         except ProcessLookupError:
             os._exit(0)
         time.sleep(1)
-
-
-def _preload_fonts() -> None:
-    """WeasyPrint's font configuration (fontconfig's cache), built once for every run."""
-    try:
-        from reports import pdf
-
-        pdf.warm_up()
-    except Exception:
-        pass
 
 
 def _start_render_forkserver() -> None:

@@ -51,8 +51,15 @@ class Worker:
         return sorted(pid for pid in processes_with(self.marker) if _is_warm(_cmdline(pid)))
 
     def fork_servers(self) -> list[int]:
-        """Render fork servers (`flows.render_pool.start_forkserver`)."""
-        return [p for p in processes_with(self.marker) if b"forkserver" in _cmdline(p)]
+        """Render fork servers (`flows.render_pool.start_forkserver`): the warm processes'
+        children with the fork server's command (the render processes it forks have it
+        too, but are its children)."""
+        warm, table = set(self.warm_processes()), process_table()
+        return [
+            pid
+            for pid in processes_with(self.marker)
+            if b"forkserver" in _cmdline(pid) and pid in table and table[pid].ppid in warm
+        ]
 
     def forked_runs(self) -> list[int]:
         """Processes forked by a warm process: flow runs (not its render fork server or
@@ -233,7 +240,9 @@ def test_new_code_on_disk_gets_a_fresh_warm_process(worker, slow):
     try:
         assert wait_final(start_run("2013-04")).is_completed()
         wait_for("the stale process to exit", lambda: stale not in worker.warm_processes(), 60)
-        wait_for("its fork server to exit", lambda: stale_server not in worker.fork_servers(), 30)
+        wait_for(  # the process itself, whoever its parent is now
+            "its fork server to exit", lambda: stale_server not in processes_with(worker.marker), 30
+        )
         assert wait_final(start_run("2013-05")).is_completed()  # cold: the fresh one imports
         (fresh,) = wait_for("a fresh warm process", worker.warm_processes, timeout=60)
         wait_for("it to be ready", lambda: worker.text().count(READY) >= 2, timeout=240)
